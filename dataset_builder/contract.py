@@ -1,0 +1,174 @@
+"""The prompt contract: the one place that defines what the model sees and what it must answer.
+
+Training, evaluation and the demo import these functions; none of them re-types the prompt. The
+contract:
+
+* a German system prompt (`SYSTEM_PROMPT`) that asks for answers only from the given chunks, in full
+  sentences, with the chunk cited as `[n]`, and for `REFUSAL` when the chunks lack the answer;
+* a user turn holding the numbered context chunks, each with its metadata (title, source and free
+  fields such as module code and ECTS), then the question;
+* an assistant answer that cites the chunk it used as `[n]` (n = the chunk's number in the prompt,
+  1-based), optionally followed by the source title; or exactly `REFUSAL`, which cites nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+REFUSAL = (
+    "Die bereitgestellten Informationen enthalten keine Antwort auf diese Frage, "
+    "daher kann ich sie leider nicht beantworten."
+)
+SYSTEM_PROMPT = (
+    "Du bist ein sachlicher Assistent, der Fragen ausschließlich anhand der nummerierten "
+    "Kontextabschnitte beantwortet, die der Nutzer mitschickt. Antworte in ganzen deutschen Sätzen "
+    "und gib die Nummer des Abschnitts, aus dem die Information stammt, in eckigen Klammern an, "
+    "zum Beispiel [2]. Verwende kein Wissen außerhalb der Abschnitte. Wenn die Abschnitte die "
+    "Antwort nicht enthalten, antworte genau mit: „" + REFUSAL + "“"
+)
+
+CONTEXT_HEADER = "Kontext:"
+QUESTION_PREFIX = "Frage:"
+# Labels for the metadata shown above each chunk's text; other keys are shown as they are.
+METADATA_LABELS = {
+    "title": "Titel",
+    "source": "Quelle",
+    "module_code": "Modulkürzel",
+    "module_name": "Modulname",
+    "ects": "ECTS",
+    "semester": "Semester",
+    "responsible": "Modulverantwortung",
+}
+CITATION_RE = re.compile(r"\[(\d{1,3})\]")
+SOURCE_SUFFIX_RE = re.compile(r"\s*\((?:Quelle|Source):[^)]*\)\s*$")
+
+
+@dataclass
+class Chunk:
+    """One retrievable piece of a source document, with a stable id and its metadata."""
+
+    id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict:
+        """Parquet-friendly form: `metadata` is JSON text so every source shares one schema."""
+        return {
+            "id": self.id, "title": self.title, "source": self.source, "text": self.text,
+            "metadata": json.dumps(self.metadata, ensure_ascii=False, sort_keys=True),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Chunk":
+        meta = record.get("metadata") or {}
+        if isinstance(meta, str):
+            meta = json.loads(meta) if meta.strip() else {}
+        return cls(id=str(record["id"]), text=str(record["text"]), title=str(record.get("title") or ""),
+                   source=str(record.get("source") or ""), metadata=dict(meta))
+
+
+def _as_chunk(chunk: Chunk | Mapping[str, Any]) -> Chunk:
+    return chunk if isinstance(chunk, Chunk) else Chunk.from_record(chunk)
+
+
+def render_chunk(number: int, chunk: Chunk | Mapping[str, Any]) -> str:
+    chunk = _as_chunk(chunk)
+    fields = [f"{METADATA_LABELS['title']}: {chunk.title}"] if chunk.title else []
+    if chunk.source:
+        fields.append(f"{METADATA_LABELS['source']}: {chunk.source}")
+    for key, value in chunk.metadata.items():
+        if value is None or value == "":
+            continue
+        fields.append(f"{METADATA_LABELS.get(key, key)}: {value}")
+    header = f"[{number}] " + " | ".join(fields) if fields else f"[{number}]"
+    return f"{header}\n{chunk.text.strip()}"
+
+
+def render_user_turn(question: str, chunks: Sequence[Chunk | Mapping[str, Any]]) -> str:
+    blocks = [render_chunk(i, c) for i, c in enumerate(chunks, start=1)]
+    context = "\n\n".join(blocks) if blocks else "(keine Abschnitte)"
+    return f"{CONTEXT_HEADER}\n{context}\n\n{QUESTION_PREFIX} {question.strip()}"
+
+
+def prompt_messages(question: str, chunks: Sequence[Chunk | Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The chat turns sent at inference: system + user. Training's prompt is exactly this."""
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": render_user_turn(question, chunks)},
+    ]
+
+
+def chat_messages(question: str, chunks: Sequence[Chunk | Mapping[str, Any]], answer: str) -> list[dict[str, str]]:
+    """The full training conversation: the inference prompt plus the assistant's target answer."""
+    return prompt_messages(question, chunks) + [{"role": "assistant", "content": answer}]
+
+
+def format_answer(sentence: str, number: int, title: str | None = None) -> str:
+    """A cited answer: the sentence, then `[n]` before its final punctuation, then the source title."""
+    sentence = sentence.strip()
+    end = ""
+    if sentence and sentence[-1] in ".!?":
+        sentence, end = sentence[:-1].rstrip(), sentence[-1]
+    text = f"{sentence} [{number}]{end or '.'}"
+    if title:
+        text += f" (Quelle: {title})"
+    return text
+
+
+def split_messages(messages: Sequence[Mapping[str, str]]) -> tuple[list[dict], list[dict]]:
+    """Conversation -> (prompt turns, completion turns), as TRL's prompt-completion rows want them."""
+    messages = [dict(m) for m in messages]
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("a training conversation must end with an assistant turn")
+    return messages[:-1], messages[-1:]
+
+
+def _normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[„“”\"'«»]", "", text)
+    return re.sub(r"\s+", " ", text).strip(" .!?")
+
+
+_REFUSAL_NORM = _normalize(REFUSAL)
+
+
+@dataclass
+class ParsedAnswer:
+    text: str                # the answer without citation markers and source suffix
+    cited: list[int]         # 1-based chunk numbers, in order of first appearance
+    cited_chunk_ids: list[str]
+    is_refusal: bool
+
+
+def parse_answer(answer: str, chunks: Sequence[Chunk | Mapping[str, Any]] | None = None) -> ParsedAnswer:
+    """Read a model's answer back into (text, cited chunk numbers/ids, is_refusal).
+
+    Citations outside 1..len(chunks) are kept in `cited` (they are wrong citations, which evaluation
+    counts) but have no chunk id.
+    """
+    raw = answer.strip()
+    cited: list[int] = []
+    for match in CITATION_RE.finditer(raw):
+        number = int(match.group(1))
+        if number not in cited:
+            cited.append(number)
+    text = SOURCE_SUFFIX_RE.sub("", raw)
+    text = CITATION_RE.sub("", text)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]+", " ", text)).strip()
+    is_refusal = _normalize(text).startswith(_REFUSAL_NORM) or _normalize(text) == _REFUSAL_NORM
+    ids: list[str] = []
+    if chunks is not None:
+        chunk_list = [_as_chunk(c) for c in chunks]
+        ids = [chunk_list[n - 1].id for n in cited if 1 <= n <= len(chunk_list)]
+    return ParsedAnswer(text=text, cited=cited, cited_chunk_ids=ids, is_refusal=is_refusal)
+
+
+def contexts_from_column(contexts: Iterable[Mapping[str, Any]]) -> list[Chunk]:
+    """The dataset's `contexts` column (list of records) -> chunks, in prompt order."""
+    return [Chunk.from_record(c) for c in contexts]

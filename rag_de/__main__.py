@@ -1,0 +1,5 @@
+import sys
+
+from rag_de.cli import main
+
+sys.exit(main())
