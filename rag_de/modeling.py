@@ -1,0 +1,113 @@
+"""Loading a base model (4-bit NF4 or not), its tokenizer and a PEFT adapter: one way, used everywhere.
+
+Training, evaluation and the demo call these helpers so that "the same 4-bit load" really is the same.
+bitsandbytes' 4-bit NF4 load, generate and LoRA backward run on CPU as well as CUDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from rag_de.base_model import resolve
+
+Quantization = Literal["nf4", "fp4", "none"]
+
+
+@dataclass
+class QuantizationSettings:
+    """The reference recipe's bitsandbytes settings (NF4, double quantization, bf16 compute)."""
+
+    kind: Quantization = "nf4"
+    double_quant: bool = True
+    compute_dtype: str = "bfloat16"
+    # Modules kept unquantized (the output head stays in full precision, as in QLoRA).
+    skip_modules: tuple[str, ...] = ("lm_head",)
+
+
+def torch_dtype(name: str):
+    import torch
+
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from None
+
+
+def bnb_config(settings: QuantizationSettings):
+    """A `BitsAndBytesConfig` for the settings, or None when `kind == "none"`."""
+    if settings.kind == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=settings.kind,
+        bnb_4bit_use_double_quant=settings.double_quant,
+        bnb_4bit_compute_dtype=torch_dtype(settings.compute_dtype),
+        llm_int8_skip_modules=list(settings.skip_modules) or None,
+    )
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# Existing tokens that can serve as padding without growing the vocabulary, in order of preference.
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "<|endoftext|>", "<unk>")
+
+
+def load_tokenizer(name_or_path: str, revision: str | None = None, padding_side: str = "left"):
+    """The tokenizer with a pad token distinct from EOS.
+
+    A pad token equal to EOS makes collators mask the EOS label, and the model never learns to stop;
+    when the tokenizer has none (or shares EOS), an existing unused special token is reused, or a
+    `<|pad|>` token is added (callers then resize embeddings: see `load_causal_lm`).
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(name_or_path), revision=revision)
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        vocab = tokenizer.get_vocab()
+        for candidate in PAD_CANDIDATES:
+            if candidate in vocab and vocab[candidate] != tokenizer.eos_token_id:
+                tokenizer.pad_token = candidate
+                break
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_causal_lm(name_or_path: str, quantization: QuantizationSettings | None = None,
+                   dtype: str = "float32", device: str | None = None, revision: str | None = None,
+                   attn_implementation: str | None = None, tokenizer=None):
+    """Load the base model, 4-bit when `quantization.kind != "none"`, on `device` (default: cuda if any)."""
+    from transformers import AutoModelForCausalLM
+
+    quantization = quantization or QuantizationSettings(kind="none")
+    device = device or default_device()
+    kwargs = {}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve(name_or_path), revision=revision, dtype=torch_dtype(dtype),
+        quantization_config=bnb_config(quantization), device_map={"": device}, **kwargs,
+    )
+    if tokenizer is not None:
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if model.generation_config is not None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_adapter(model, adapter: str, revision: str | None = None, is_trainable: bool = False):
+    """Wrap `model` with the PEFT adapter at `adapter` (Hub id or local folder)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, adapter, revision=revision, is_trainable=is_trainable)
