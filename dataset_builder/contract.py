@@ -172,3 +172,18 @@ def parse_answer(answer: str, chunks: Sequence[Chunk | Mapping[str, Any]] | None
 def contexts_from_column(contexts: Iterable[Mapping[str, Any]]) -> list[Chunk]:
     """The dataset's `contexts` column (list of records) -> chunks, in prompt order."""
     return [Chunk.from_record(c) for c in contexts]
+
+
+def render_prompt_text(tokenizer, question: str, chunks: Sequence[Chunk | Mapping[str, Any]]) -> str:
+    """The exact text the model is conditioned on at inference (chat template + generation prompt).
+
+    Evaluation and the demo tokenize this string with `add_special_tokens=False`; training's prompt
+    part (TRL's prompt-completion rows) renders to the same text, which a test checks.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"the tokenizer of {getattr(tokenizer, 'name_or_path', '?')} has no chat template; "
+            "use an instruct/chat model or set one (tokenizer.chat_template = ...)"
+        )
+    return tokenizer.apply_chat_template(prompt_messages(question, chunks), tokenize=False,
+                                         add_generation_prompt=True)
