@@ -1,0 +1,79 @@
+"""`rag-de hub ...`: run the local Hub-compatible server and manage its users and tokens.
+
+Only argparse is imported here; the server (starlette, uvicorn) loads inside the command, so
+`rag-de --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from local_hub.server import serve
+
+    serve(args.data_dir, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from local_hub.admin import create_token
+
+    # The token is the only thing on stdout, so `TOKEN=$(rag-de hub token create ...)` works.
+    print(create_token(args.data_dir, args.user, args.role, orgs=tuple(args.org or ())))
+    return 0
+
+
+def register(commands, deploy) -> None:
+    """Add `hub serve` and `hub token create` to the top-level `rag-de` parser."""
+    hub = commands.add_parser(
+        "hub", help="run the local Hub-compatible server (offline publishing and tests)",
+        description="A server that speaks the Hugging Face Hub HTTP API (models, datasets, Spaces), so the "
+        "unchanged huggingface_hub and datasets clients work offline: point HF_ENDPOINT at it.",
+    )
+    sub = hub.add_subparsers(dest="hub_command", metavar="ACTION", required=True)
+
+    serve = sub.add_parser(
+        "serve", help="start the server",
+        description="Serve the Hub API from DIR (blobs + SQLite). The first start creates user `admin` "
+        "(member of org `org`) and writes its write token to DIR/token (mode 600). Then: "
+        "export HF_ENDPOINT=http://HOST:PORT HF_TOKEN=$(cat DIR/token).",
+    )
+    serve.add_argument("--data-dir", required=True, help="storage folder (created if missing)")
+    serve.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to bind (default: 127.0.0.1; use 0.0.0.0 to share on a network)")
+    serve.add_argument("--log-level", default="warning",
+                       choices=["critical", "error", "warning", "info", "debug"],
+                       help="uvicorn log level (default: warning)")
+    serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="manage access tokens",
+                           description="Create users and access tokens for the local Hub.")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_sub.add_parser(
+        "create", help="create a token (and the user if new); prints only the token",
+        description="Create an access token for USER (created if missing) and print it. `read` tokens can "
+        "read the user's private repos; `write` tokens can also write to the user's namespace and orgs. "
+        "Only a hash is stored: the printed token cannot be shown again.",
+    )
+    create.add_argument("--data-dir", required=True, help="the server's storage folder")
+    create.add_argument("--user", required=True, help="user name (letters, digits, - _ .)")
+    create.add_argument("--role", required=True, choices=["read", "write"], help="token permission")
+    create.add_argument("--org", action="append", metavar="ORG",
+                        help="make USER a member of ORG (repeatable; the org is created if missing)")
+    create.set_defaults(func=_token_create)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `python -m local_hub ...` (same commands, without the other packages)."""
+    parser = argparse.ArgumentParser(prog="python -m local_hub")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    register(commands, None)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
