@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = deploy_parser.add_subparsers(dest="deploy_target", metavar="TARGET", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands, deploy)
+    from rag_de import quickstart
+
+    quickstart.register(commands)
     return parser
 
 

@@ -163,9 +163,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, group_ti
         dashed = f"--{dotted.replace('_', '-')}"
         if dashed != flags[0]:
             flags.append(dashed)
+        extra = {"nargs": "?", "const": "true"} if _unwrap_optional(tp)[0] is bool else {}
         group.add_argument(
             *flags, dest=f"cfg:{dotted}", default=argparse.SUPPRESS, metavar=_metavar(tp),
-            help=f"{help_text} (default: {default!r})",
+            help=f"{help_text} (default: {default!r})", **extra,
         )
 
 

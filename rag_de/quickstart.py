@@ -1,0 +1,262 @@
+"""`rag-de quickstart`: the whole pipeline on the embedded default, end to end, on one machine.
+
+local Hub (background) -> build dataset from the shipped sample data -> publish `org/spaces-rag-de`
+-> train the SmolLM2-135M QLoRA adapter on CPU -> evaluate base vs adapter -> push adapter + card
+-> deploy the demo Space to the local Hub -> start the demo locally (unless --headless).
+
+Every stage is the same `rag-de` subcommand a user would type (printed before it runs), run as a
+subprocess with `HF_ENDPOINT`/`HF_TOKEN` pointing at the local Hub. A rerun reuses what is done: each
+stage checks its own result first, training resumes from its last checkpoint, evaluation from its
+per-example cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag_de import config as cfg
+from rag_de.base_model import EMBEDDED_MODEL_ID, cache_root
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+CPU_PRESET = PACKAGE_ROOT / "training_space" / "configs" / "cpu-smollm2.yaml"
+
+
+@dataclass
+class QuickstartConfig:
+    """Where things go and how big the run is; defaults are the README's quickstart."""
+
+    workdir: str = field(default="", metadata={"help": "run folder (default: <cache>/quickstart)"})
+    hub_data_dir: str = field(default="", metadata={"help": "local Hub storage (default: <cache>/hub)"})
+    hub_port: int = field(default=8765, metadata={"help": "port of the local Hub (a free one if taken)"})
+    namespace: str = field(default="org", metadata={"help": "Hub namespace for dataset, adapter, Space"})
+    dataset_name: str = field(default="spaces-rag-de", metadata={"help": "dataset repo name"})
+    adapter_name: str = field(default="smollm2-135m-rag-de-qlora", metadata={"help": "adapter repo name"})
+    space_name: str = field(default="spaces-rag-de-demo", metadata={"help": "demo Space repo name"})
+    base_model: str = field(default=EMBEDDED_MODEL_ID, metadata={"help": "base model (Hub id)"})
+    train_config: str = field(default=str(CPU_PRESET), metadata={"help": "training preset YAML"})
+    max_steps: int = field(default=0, metadata={"help": "override the preset's max_steps (0: keep)"})
+    eval_limit: int = field(default=0, metadata={"help": "evaluate on the first N test examples (0: all)"})
+    headless: bool = field(default=False, metadata={"help": "skip starting the demo at the end"})
+    demo_port: int = field(default=7860, metadata={"help": "port of the local demo"})
+    use_running_hub: bool = field(
+        default=False, metadata={"help": "use the Hub at $HF_ENDPOINT with $HF_TOKEN instead of starting one"})
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def banner(stage: str, text: str) -> None:
+    print(f"\n=== [{stage}] {text}", flush=True)
+
+
+class Pipeline:
+    def __init__(self, conf: QuickstartConfig):
+        self.conf = conf
+        root = cache_root()
+        self.work = Path(conf.workdir or root / "quickstart")
+        self.hub_dir = Path(conf.hub_data_dir or root / "hub")
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.dataset_repo = f"{conf.namespace}/{conf.dataset_name}"
+        self.adapter_repo = f"{conf.namespace}/{conf.adapter_name}"
+        self.space_repo = f"{conf.namespace}/{conf.space_name}"
+        self.data_dir = self.work / "data"
+        self.run_dir = self.work / "run"
+        self.hub_proc: subprocess.Popen | None = None
+        self.env = dict(os.environ)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def rag_de(self, stage: str, *args: str) -> None:
+        """Run one `rag-de` subcommand, printed first, so every stage is reproducible by hand."""
+        cmd = [sys.executable, "-m", "rag_de", *args]
+        print("$ rag-de " + " ".join(shlex.quote(a) for a in args), flush=True)
+        result = subprocess.run(cmd, env=self.env)
+        if result.returncode != 0:
+            raise SystemExit(f"[{stage}] failed with exit code {result.returncode}; rerun the quickstart "
+                             "to continue from here (finished stages are reused)")
+
+    def hub_api(self):
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=self.env["HF_ENDPOINT"], token=self.env["HF_TOKEN"])
+
+    # -- stages ----------------------------------------------------------------------------------
+    def start_hub(self) -> None:
+        if self.conf.use_running_hub:
+            if "HF_ENDPOINT" not in self.env:
+                raise SystemExit("--use-running-hub needs HF_ENDPOINT (and HF_TOKEN) in the environment")
+            banner("hub", f"using the Hub at {self.env['HF_ENDPOINT']}")
+            return
+        port = self.conf.hub_port if _port_free(self.conf.hub_port) else _free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        banner("hub", f"starting the local Hub on {endpoint} (data: {self.hub_dir})")
+        self.hub_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.work / "hub.log", "ab")
+        self.hub_proc = subprocess.Popen(
+            [sys.executable, "-m", "rag_de", "hub", "serve", "--data-dir", str(self.hub_dir), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + 60
+        while not _healthy(endpoint):
+            if self.hub_proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the local Hub did not start; see {self.work / 'hub.log'}")
+            time.sleep(0.3)
+        self.env["HF_ENDPOINT"] = endpoint
+        self.env["HF_TOKEN"] = (self.hub_dir / "token").read_text().strip()
+        self.env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        print(f"local Hub ready; token in {self.hub_dir / 'token'} (not printed)")
+
+    def stop_hub(self) -> None:
+        if self.hub_proc is not None and self.hub_proc.poll() is None:
+            self.hub_proc.send_signal(signal.SIGTERM)
+            try:
+                self.hub_proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.hub_proc.kill()
+            print("\nlocal Hub stopped")
+
+    def build(self) -> None:
+        banner("build", "dataset from the shipped sample data (module catalog + questions)")
+        if (self.data_dir / "stats.json").exists():
+            print(f"reusing {self.data_dir} (delete it to rebuild)")
+        else:
+            self.rag_de("build", "build", "--out", str(self.data_dir))
+        stats = json.loads((self.data_dir / "stats.json").read_text())
+        print(f"splits: { {k: v for k, v in stats.get('splits', {}).items()} }")
+
+    def publish(self) -> None:
+        banner("publish", f"dataset -> {self.env['HF_ENDPOINT']}/datasets/{self.dataset_repo}")
+        marker = self.work / "published.json"
+        stats_sha = _sha256(self.data_dir / "stats.json")
+        if marker.exists() and json.loads(marker.read_text()).get("stats_sha256") == stats_sha \
+                and self.hub_api().repo_exists(self.dataset_repo, repo_type="dataset"):
+            print("already published (same build)")
+            return
+        self.rag_de("publish", "publish", "--data", str(self.data_dir), "--repo", self.dataset_repo)
+        from rag_de.atomic import write_json
+
+        write_json(marker, {"stats_sha256": stats_sha, "repo": self.dataset_repo})
+
+    def train(self) -> None:
+        banner("train", f"QLoRA adapter on {self.conf.base_model} (CPU preset {Path(self.conf.train_config).name})")
+        if (self.run_dir / "train_summary.json").exists():
+            print(f"reusing the finished run in {self.run_dir}")
+            return
+        args = ["train", "--config", self.conf.train_config, "--dataset", self.dataset_repo,
+                "--output-dir", str(self.run_dir), "--hub-model-id", self.adapter_repo]
+        if self.conf.max_steps:
+            args += ["--training.max_steps", str(self.conf.max_steps)]
+        if any(self.run_dir.glob("checkpoint-*")):
+            print("found checkpoints from an interrupted run: resuming")
+            args.append("--resume")
+        self.rag_de("train", *args)
+
+    def evaluate(self) -> None:
+        banner("evaluate", "base vs adapter on the test split (cached per example)")
+        args = ["evaluate", "--base", self.conf.base_model, "--adapter", self.adapter_repo,
+                "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
+                "--run-dir", str(self.run_dir)]
+        if self.conf.eval_limit:
+            args += ["--limit", str(self.conf.eval_limit)]
+        self.rag_de("evaluate", *args)
+        results = json.loads((self.run_dir / "eval" / "results.json").read_text())
+        print_metrics(results)
+
+    def push_card(self) -> None:
+        banner("card", f"model card with evaluation results -> {self.adapter_repo}")
+        self.rag_de("card", "card", "model", "--run-dir", str(self.run_dir), "--repo", self.adapter_repo, "--push")
+
+    def deploy_demo(self) -> None:
+        banner("deploy", f"demo Space -> {self.env['HF_ENDPOINT']}/spaces/{self.space_repo}")
+        self.rag_de("deploy", "deploy", "demo", "--space", self.space_repo, "--adapter", self.adapter_repo,
+                    "--dataset", self.dataset_repo, "--base", self.conf.base_model)
+
+    def demo(self) -> None:
+        banner("demo", f"starting the demo on http://127.0.0.1:{self.conf.demo_port} (Ctrl-C stops it)")
+        self.rag_de("demo", "demo", "--adapter", self.adapter_repo, "--dataset", self.dataset_repo,
+                    "--base", self.conf.base_model, "--port", str(self.conf.demo_port))
+
+    def run(self) -> int:
+        started = time.time()
+        try:
+            self.start_hub()
+            self.build()
+            self.publish()
+            self.train()
+            self.evaluate()
+            self.push_card()
+            self.deploy_demo()
+            banner("done", f"pipeline finished in {time.time() - started:.0f} s; results:")
+            print(f"  dataset : {self.env['HF_ENDPOINT']}/datasets/{self.dataset_repo}   (local copy: {self.data_dir})")
+            print(f"  adapter : {self.env['HF_ENDPOINT']}/{self.adapter_repo}   (run folder: {self.run_dir})")
+            print(f"  eval    : {self.run_dir / 'eval' / 'results.json'}")
+            print(f"  Space   : {self.env['HF_ENDPOINT']}/spaces/{self.space_repo}")
+            if not self.conf.headless:
+                self.demo()
+        except KeyboardInterrupt:
+            print("\ninterrupted: rerun the same command to continue (finished stages are reused)")
+            return 130
+        finally:
+            self.stop_hub()
+        return 0
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def print_metrics(results: dict) -> None:
+    metrics = results.get("metrics", {})
+    if not metrics:
+        return
+    print(f"  {'metric':<22}{'base':>10}{'adapter':>10}")
+    for name, row in metrics.items():
+        if isinstance(row, dict) and "base" in row and "adapter" in row:
+            print(f"  {name:<22}{_fmt(row['base']):>10}{_fmt(row['adapter']):>10}")
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and value is not None else str(value)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "quickstart", help="run the whole pipeline on the embedded default (local Hub, CPU)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML file with QuickstartConfig keys")
+    cfg.add_dataclass_arguments(parser, QuickstartConfig)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    conf = cfg.load(QuickstartConfig, args.config, cfg.overrides_from_args(args))
+    return Pipeline(conf).run()
