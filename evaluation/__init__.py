@@ -1,0 +1,1 @@
+"""evaluation: base vs adapter on the held-out split (generation metrics, refusals, citations, loss)."""

@@ -1,0 +1,36 @@
+"""`rag-de evaluate` settings as a typed dataclass (YAML + CLI flags through `rag_de.config`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rag_de.base_model import EMBEDDED_MODEL_ID
+
+
+@dataclass
+class EvalConfig:
+    base: str = field(default=EMBEDDED_MODEL_ID, metadata={
+        "help": "base model (Hub id or folder); must match the adapter's base_model_name_or_path"})
+    adapter: str = field(default="", metadata={"help": "PEFT adapter: Hub id or local folder (required)"})
+    adapter_revision: str | None = field(default=None, metadata={"help": "adapter revision on the Hub"})
+    dataset: str = field(default="org/spaces-rag-de", metadata={
+        "help": "Hub dataset id, or a local folder holding <split>.parquet files"})
+    dataset_revision: str | None = field(default=None, metadata={"help": "dataset revision on the Hub"})
+    split: str = field(default="test", metadata={"help": "split to evaluate"})
+    out: str = field(default="eval", metadata={"help": "output folder (results.json, plots, cache)"})
+    run_dir: str | None = field(default=None, metadata={
+        "help": "training run folder for loss curves (default: the adapter's or --out's parent if it has "
+        "trainer_state.json)"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N examples"})
+    batch_size: int = field(default=8, metadata={"help": "prompts per generate/forward call"})
+    max_new_tokens: int = field(default=96, metadata={"help": "generation length cap (greedy decoding)"})
+    quantization: Literal["nf4", "fp4", "none"] = field(default="nf4", metadata={
+        "help": "4-bit load of the base (as in training) or none"})
+    dtype: str = field(default="float32", metadata={"help": "dtype of the non-quantized weights"})
+    device: str | None = field(default=None, metadata={"help": "cuda or cpu (default: cuda if available)"})
+    compute_loss: bool = field(default=True, metadata={
+        "help": "also compute teacher-forced eval loss and perplexity on the gold answers"})
+    worst_examples: int = field(default=5, metadata={"help": "examples per failure kind in error_analysis.md"})
+    hallucination_threshold: float = field(default=0.5, metadata={
+        "help": "an answer whose faithfulness proxy is below this counts as hallucinated content"})
