@@ -22,7 +22,7 @@ class EvalConfig:
     run_dir: str | None = field(default=None, metadata={
         "help": "training run folder for loss curves (default: the adapter's or --out's parent if it has "
         "trainer_state.json)"})
-    limit: int | None = field(default=None, metadata={"help": "evaluate only the first N examples"})
+    limit: int = field(default=0, metadata={"help": "evaluate only the first N examples (0 = all)"})
     batch_size: int = field(default=8, metadata={"help": "prompts per generate/forward call"})
     max_new_tokens: int = field(default=96, metadata={"help": "generation length cap (greedy decoding)"})
     quantization: Literal["nf4", "fp4", "none"] = field(default="nf4", metadata={
