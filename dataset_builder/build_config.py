@@ -1,0 +1,93 @@
+"""`BuildConfig`: every knob of `rag-de build`, with documented defaults (YAML via --config, then flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from dataset_builder.chunking import DEFAULT_MAX_TOKENS
+
+
+@dataclass
+class TransformersWriterConfig:
+    model: str = field(default="HuggingFaceTB/SmolLM2-135M-Instruct", metadata={
+        "help": "local folder or Hub id of a causal LM with a chat template (the embedded SmolLM2 by default)"})
+    batch_size: int = field(default=8, metadata={"help": "prompts generated together (left padding)"})
+    max_new_tokens: int = field(default=96, metadata={"help": "generation limit per answer"})
+    dtype: str = field(default="auto", metadata={"help": "torch dtype: auto, float32, bfloat16, float16"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, or auto"})
+    load_in_4bit: bool = field(default=False, metadata={"help": "load the writer model in 4-bit NF4 (bitsandbytes)"})
+
+
+@dataclass
+class OpenAIWriterConfig:
+    base_url: str = field(default="http://127.0.0.1:8000/v1", metadata={
+        "help": "OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, HF Inference Providers) up to /v1"})
+    model: str = field(default="", metadata={"help": "model name sent in each request"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={
+        "help": "name of the environment variable holding the API key (the key itself never goes in a config)"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    max_retries: int = field(default=4, metadata={"help": "retries per request after a 429/5xx/timeout"})
+    backoff_s: float = field(default=1.0, metadata={"help": "first retry delay; doubles per retry (with jitter)"})
+    timeout_s: float = field(default=60.0, metadata={"help": "per-request timeout"})
+    temperature: float = field(default=0.0, metadata={"help": "sampling temperature (0 = greedy)"})
+    max_tokens: int = field(default=160, metadata={"help": "max_tokens per completion"})
+
+
+@dataclass
+class AnswerCheckConfig:
+    min_overlap: float = field(default=0.8, metadata={
+        "help": "a generated answer that lacks the gold span verbatim still passes when this share of the "
+        "span's stemmed content words appear in it and every number of the span appears as well"})
+    max_answer_words: int = field(default=120, metadata={"help": "longer generated answers fail the check"})
+
+
+@dataclass
+class BuildConfig:
+    seed: int = field(default=42, metadata={"help": "one seed for splits, chunk counts, negatives, positions"})
+    k: int = field(default=4, metadata={"help": "most chunks per example; each example gets 1..k (uniform)"})
+    min_k: int = field(default=1, metadata={"help": "fewest chunks per example"})
+    unanswerable_share: float = field(default=1 / 3, metadata={
+        "help": "share of examples whose gold chunk is removed and whose target is the refusal (per split; "
+        "questions that are unanswerable by nature count towards it)"})
+    train_fraction: float = field(default=0.8, metadata={"help": "share of questions in train (split by source document)"})
+    validation_fraction: float = field(default=0.1, metadata={"help": "share of questions in validation"})
+    test_fraction: float = field(default=0.1, metadata={"help": "share of questions in test"})
+    max_chunk_tokens: int = field(default=DEFAULT_MAX_TOKENS, metadata={
+        "help": "chunk budget in tokens; counted by `tokenizer`, else estimated as 2.45 tokens per word + 1 "
+        "per punctuation mark (calibrated with SmolLM2's tokenizer on XQuAD-de)"})
+    tokenizer: Optional[str] = field(default=None, metadata={
+        "help": "Hub id or folder of a tokenizer to count chunk tokens exactly (slower); none = the estimate"})
+    negatives_pool: int = field(default=12, metadata={
+        "help": "BM25 hits fetched per question to pick hard negatives from (after dropping the gold chunk "
+        "and chunks that hold the gold span)"})
+    bm25_threads: int = field(default=1, metadata={"help": "threads for batched BM25 search"})
+    batch_size: int = field(default=2048, metadata={"help": "questions per batch (retrieval, writer, Parquet row group)"})
+    cite_title: bool = field(default=True, metadata={
+        "help": "append the cited chunk's source title to answers: '... [2]. (Quelle: <title>)'"})
+    writer: Literal["extractive", "transformers", "openai"] = field(default="extractive", metadata={
+        "help": "answer writer: extractive (offline, deterministic), transformers (local LM), openai (HTTP)"})
+    transformers: TransformersWriterConfig = field(default_factory=TransformersWriterConfig)
+    openai: OpenAIWriterConfig = field(default_factory=OpenAIWriterConfig)
+    check: AnswerCheckConfig = field(default_factory=AnswerCheckConfig)
+    cache_dir: Optional[str] = field(default=None, metadata={
+        "help": "writer cache folder (one JSON file per request); default: <RAG_DE_CACHE>/writer-cache"})
+    hub_split: str = field(default="train", metadata={"help": "split read from a Hub SQuAD dataset without ':split'"})
+    strict: bool = field(default=False, metadata={
+        "help": "raise on the first bad record instead of skipping it (skips are always counted in stats.json)"})
+
+    def validate(self) -> "BuildConfig":
+        from rag_de.config import ConfigError
+
+        if not 1 <= self.min_k <= self.k:
+            raise ConfigError(f"need 1 <= min_k <= k, got min_k={self.min_k}, k={self.k}")
+        if not 0.0 <= self.unanswerable_share < 1.0:
+            raise ConfigError(f"unanswerable_share must be in [0, 1), got {self.unanswerable_share}")
+        fractions = (self.train_fraction, self.validation_fraction, self.test_fraction)
+        if min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+            raise ConfigError(f"train/validation/test fractions must be >= 0 and sum to 1, got {fractions}")
+        if self.max_chunk_tokens < 16:
+            raise ConfigError(f"max_chunk_tokens must be at least 16, got {self.max_chunk_tokens}")
+        if self.writer == "openai" and not self.openai.model:
+            raise ConfigError("writer=openai needs openai.model (flag --openai.model NAME)")
+        return self
