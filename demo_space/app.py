@@ -1,0 +1,216 @@
+"""The demo Space: ask a German question, see the retrieved chunks, get a streamed, cited answer.
+
+Configured by environment (see `demo_space.settings`); on a Space this file is started through the
+repo's root `app.py`. The model and the corpus index load once, at start-up; every request reuses them.
+`build_app` takes them ready-made so tests can inject a tiny model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+from dataset_builder.contract import parse_answer, render_prompt_text
+from demo_space.documents import UploadError, document_chunks
+from demo_space.generation import Generator, Sampling
+from demo_space.render import final_answer_markdown, sources_html, streaming_markdown
+from demo_space.retrieval import ChunkIndex, load_corpus
+from demo_space.settings import DemoSettings
+
+log = logging.getLogger("demo_space")
+
+EXAMPLES = [
+    "Wie viele ECTS-Punkte bringt das Modul Grundlagen der Programmierung mit Python?",
+    "Wer ist für das Modul Lineare Algebra verantwortlich?",
+    "Wie wird im Modul Einführung in die Data Science geprüft?",
+    "Wie viele Stunden Selbststudium umfasst DS-101?",
+    "Wie hoch ist die Semestergebühr an der Hochschule?",
+]
+INTRO = (
+    "# 🎓 Modulkatalog-Assistent\n"
+    "Stelle eine Frage auf Deutsch. Die Antwort stützt sich nur auf die gefundenen Abschnitte, nennt ihre "
+    "Quelle als **[n]** – oder sagt, dass die Abschnitte keine Antwort enthalten."
+)
+
+
+class DemoService:
+    """The request handlers, independent of the page layout (one instance per app)."""
+
+    def __init__(self, settings: DemoSettings, generator: Generator, index: ChunkIndex | None,
+                 corpus_note: str = ""):
+        self.settings = settings
+        self.generator = generator
+        self.index = index
+        self.corpus_note = corpus_note
+
+    # -- uploads -----------------------------------------------------------------------------------
+    def upload(self, files) -> tuple[ChunkIndex | None, str]:
+        """Uploaded files -> a per-session index and a status line; bad files are named, never fatal."""
+        paths = [Path(getattr(f, "name", f)) for f in (files or []) if f]
+        if not paths:
+            return None, self._corpus_status()
+        chunks, loaded, errors = [], [], []
+        for path in paths:
+            try:
+                found = document_chunks(path, self.settings.chunk_max_tokens,
+                                        int(self.settings.max_upload_mb * 1e6), display_name=_display_name(path))
+                chunks += found
+                loaded.append(f"„{_display_name(path)}“ ({len(found)} Abschnitte)")
+            except UploadError as exc:
+                errors.append(f"⚠️ {exc}")
+            except Exception as exc:  # a parser bug must not take the app down
+                log.exception("upload of %s failed", path)
+                errors.append(f"⚠️ „{_display_name(path)}“ konnte nicht gelesen werden ({type(exc).__name__}).")
+        lines = []
+        if loaded:
+            lines.append("✅ Gesucht wird jetzt in deinen Dokumenten: " + ", ".join(loaded) + ".")
+        else:
+            lines.append("Keine Datei konnte verwendet werden; gesucht wird weiter im " + self._corpus_name() + ".")
+        return (ChunkIndex(chunks) if chunks else None), "\n\n".join(lines + errors)
+
+    def _corpus_name(self) -> str:
+        return f"Datensatz {self.settings.dataset}" if self.index is not None else "(keinem) Datensatz"
+
+    def _corpus_status(self) -> str:
+        if self.index is None:
+            return "ℹ️ Kein Datensatz geladen" + (f" ({self.corpus_note})" if self.corpus_note else "") + \
+                ". Lade Dokumente hoch (Markdown, Text oder PDF)."
+        return f"ℹ️ Gesucht wird in {len(self.index)} Abschnitten aus dem Datensatz {self.settings.dataset}."
+
+    # -- questions ---------------------------------------------------------------------------------
+    def ask(self, question: str, upload_index: ChunkIndex | None, compare: bool, max_new_tokens: float,
+            temperature: float, top_p: float, top_k: float) -> Iterator[tuple[str, str, str, str]]:
+        """Yield (notice, answer, base answer, sources) as the answer streams in."""
+        question = (question or "").strip()
+        if not question:
+            yield "⚠️ Bitte gib eine Frage ein.", "", "", ""
+            return
+        notice = ""
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            notice = (f"✂️ Deine Frage war {len(question):,} Zeichen lang und wurde auf die ersten "
+                      f"{limit:,} Zeichen gekürzt.").replace(",", ".")
+            question = question[:limit]
+        index = upload_index if upload_index is not None else self.index
+        if index is None:
+            yield "⚠️ Es sind keine Dokumente geladen. Bitte lade zuerst Dokumente hoch.", "", "", ""
+            return
+        hits = index.search(question, max(1, int(top_k)))
+        if not hits:
+            notice = (notice + "\n\n" if notice else "") + "ℹ️ Kein Abschnitt passt zur Frage; das Modell " \
+                "sollte daher die Antwort verweigern."
+        chunks = [h.chunk for h in hits]
+        sources = sources_html(hits)
+        sampling = Sampling(max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p))
+        prompt = render_prompt_text(self.generator.tokenizer, question, chunks)
+        yield notice, streaming_markdown(""), "", sources
+
+        answer = ""
+        try:
+            for answer in self.generator.stream(prompt, sampling, use_adapter=True):
+                yield notice, streaming_markdown(answer), "", sources
+        except Exception as exc:
+            log.exception("generation failed")
+            yield f"⚠️ Bei der Antwort ist ein Fehler aufgetreten ({type(exc).__name__}). Bitte erneut versuchen.", \
+                "", "", sources
+            return
+        parsed = parse_answer(answer, chunks)
+        final = final_answer_markdown(answer, parsed, hits)
+        sources = sources_html(hits, parsed.cited)
+        yield notice, final, "", sources
+
+        if not compare:
+            return
+        if not self.generator.has_adapter:
+            yield notice, final, "ℹ️ Kein Adapter geladen: die Antwort oben stammt bereits vom Basismodell.", sources
+            return
+        base = ""
+        try:
+            for base in self.generator.stream(prompt, sampling, use_adapter=False):
+                yield notice, final, streaming_markdown(base), sources
+        except Exception as exc:
+            log.exception("base generation failed")
+            yield notice, final, f"⚠️ Fehler beim Basismodell ({type(exc).__name__}).", sources
+            return
+        yield notice, final, final_answer_markdown(base, parse_answer(base, chunks), hits), sources
+
+
+def _display_name(path: Path) -> str:
+    return path.name
+
+
+def build_app(settings: DemoSettings, model=None, tokenizer=None, index: ChunkIndex | None = None):
+    """The Gradio Blocks app; loads the model (and the corpus index) unless they are given."""
+    import gradio as gr
+
+    if model is None or tokenizer is None:
+        from demo_space.generation import load_model
+
+        model, tokenizer = load_model(settings)
+    corpus_note = ""
+    if index is None and settings.dataset:
+        try:
+            index = ChunkIndex(load_corpus(settings.dataset, settings.dataset_revision))
+        except Exception as exc:  # the app still serves uploads
+            log.warning("could not load dataset %s: %s", settings.dataset, exc)
+            corpus_note = f"{settings.dataset} nicht ladbar: {type(exc).__name__}"
+    service = DemoService(settings, Generator(model, tokenizer, settings), index, corpus_note)
+    adapter_line = f"Adapter `{settings.adapter}`" if settings.adapter else "ohne Adapter"
+    with gr.Blocks(title="spaces-rag-de · Modulkatalog-Assistent") as app:
+        gr.Markdown(INTRO + f"\n\n<small>Basismodell `{settings.base_model}` (4-bit {settings.quantization.upper()}"
+                    f") · {adapter_line}</small>")
+        upload_index = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=3):
+                question = gr.Textbox(label="Frage", placeholder="z. B. Wie viele ECTS hat DS-101?", lines=2,
+                                      elem_id="question")
+                with gr.Row():
+                    ask_btn = gr.Button("Fragen", variant="primary", elem_id="ask-btn")
+                    compare = gr.Checkbox(label="Mit Basismodell (ohne Adapter) vergleichen", value=False,
+                                          elem_id="compare")
+                notice = gr.Markdown(elem_id="notice")
+                answer = gr.Markdown(label="Antwort", elem_id="answer", min_height=60)
+                base_answer = gr.Markdown(label="Basismodell", elem_id="base-answer")
+                gr.Examples(EXAMPLES, inputs=[question], label="Beispielfragen")
+            with gr.Column(scale=2):
+                files = gr.File(label="Eigene Dokumente (Markdown, Text, PDF)", file_count="multiple",
+                                type="filepath", elem_id="upload")
+                upload_status = gr.Markdown(service._corpus_status(), elem_id="upload-status")
+                with gr.Accordion("Generierungseinstellungen", open=False):
+                    max_new = gr.Slider(16, 512, value=settings.max_new_tokens, step=8, label="Max. neue Tokens")
+                    temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05,
+                                            label="Temperatur (0 = greedy)")
+                    top_p = gr.Slider(0.1, 1.0, value=settings.top_p, step=0.05, label="Top-p")
+                    top_k = gr.Slider(1, 8, value=settings.top_k, step=1, label="Abschnitte (Top-k)")
+                gr.Markdown("### Gefundene Abschnitte")
+                sources = gr.HTML(elem_id="sources")
+
+        files.change(service.upload, inputs=[files], outputs=[upload_index, upload_status],
+                     api_name="upload_documents", concurrency_limit=None)
+        inputs = [question, upload_index, compare, max_new, temperature, top_p, top_k]
+        outputs = [notice, answer, base_answer, sources]
+        ask_btn.click(service.ask, inputs=inputs, outputs=outputs, api_name="ask")
+        question.submit(service.ask, inputs=inputs, outputs=outputs, api_name=False)
+    app.queue(default_concurrency_limit=settings.concurrency_limit)
+    app.rag_service = service  # for tests and scripts
+    return app
+
+
+def main(settings: DemoSettings | None = None, host: str | None = None, port: int | None = None,
+         share: bool = False) -> int:
+    """Load once, then serve (blocks). On a Space, Gradio's own host/port environment applies."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings or DemoSettings.from_env()
+    app = build_app(settings)
+    kwargs = {"share": share}
+    if host:
+        kwargs["server_name"] = host
+    if port:
+        kwargs["server_port"] = port
+    app.launch(**kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

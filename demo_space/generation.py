@@ -1,0 +1,204 @@
+"""Loading base + adapter once, and streaming an answer token by token.
+
+Two decode paths with the same greedy output:
+
+* plain: `model.generate` with a `TextIteratorStreamer` (used on CPU);
+* fast: a static KV cache and a `torch.compile`d decode step (CUDA graphs with "reduce-overhead").
+  transformers does not auto-compile bitsandbytes 4-bit models inside `generate`, and at batch 1 a
+  7B model then spends most of each token in Python/kernel-launch overhead; replaying one captured
+  graph per token removes that. The prefill runs uncompiled (its shape changes with every prompt).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Iterator
+
+from demo_space.settings import DemoSettings
+
+
+@dataclass
+class Sampling:
+    """Per-request generation settings (the accordion's sliders)."""
+
+    max_new_tokens: int = 160
+    temperature: float = 0.0   # 0 = greedy
+    top_p: float = 0.9
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+def load_model(settings: DemoSettings):
+    """(model, tokenizer) as the settings say: base in 4-bit via `rag_de.modeling`, plus the adapter."""
+    from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm, load_tokenizer
+
+    tokenizer = load_tokenizer(settings.base_model, padding_side="left")
+    quant = QuantizationSettings(kind=settings.quantization, compute_dtype=settings.compute_dtype)
+    dtype = settings.compute_dtype if settings.quantization != "none" else "float32"
+    model = load_causal_lm(settings.base_model, quant, dtype=dtype, device=settings.device, tokenizer=tokenizer)
+    if settings.adapter:
+        model = load_adapter(model, settings.adapter, revision=settings.adapter_revision)
+    model.eval()
+    return model, tokenizer
+
+
+def use_fast_path(settings: DemoSettings, device_type: str) -> bool:
+    return settings.fast_generation == "on" or (settings.fast_generation == "auto" and device_type == "cuda")
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return set(ids)
+
+
+class Generator:
+    """Streams answers from one loaded model; one generation at a time (the adapter switch is global)."""
+
+    def __init__(self, model, tokenizer, settings: DemoSettings):
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.device = next(model.parameters()).device
+        self.fast = use_fast_path(settings, self.device.type)
+        self.compile = self.fast and self.device.type == "cuda"
+        self._lock = threading.Lock()
+        self._step = None
+        self._torch = torch
+
+    @property
+    def has_adapter(self) -> bool:
+        return hasattr(self.model, "disable_adapter") and hasattr(self.model, "peft_config")
+
+    def _adapter_context(self, use_adapter: bool):
+        return self.model.disable_adapter() if (self.has_adapter and not use_adapter) else nullcontext()
+
+    def encode(self, prompt_text: str):
+        # The contract's prompt text already holds the chat template's special tokens.
+        return self.tokenizer(prompt_text, return_tensors="pt", add_special_tokens=False).input_ids.to(self.device)
+
+    def stream(self, prompt_text: str, sampling: Sampling, use_adapter: bool = True) -> Iterator[str]:
+        """Yield the answer text decoded so far, growing token by token."""
+        input_ids = self.encode(prompt_text)
+        with self._lock:
+            if self.fast:
+                yield from self._stream_fast(input_ids, sampling, use_adapter)
+            else:
+                yield from self._stream_plain(input_ids, sampling, use_adapter)
+
+    # -- plain path ------------------------------------------------------------------------------
+    def _stream_plain(self, input_ids, sampling: Sampling, use_adapter: bool) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kwargs = dict(input_ids=input_ids, attention_mask=self._torch.ones_like(input_ids), streamer=streamer,
+                      max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                      do_sample=not sampling.greedy)
+        if not sampling.greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                with self._torch.inference_mode(), self._adapter_context(use_adapter):
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    # -- fast path -------------------------------------------------------------------------------
+    def _decode_step(self):
+        """The model's forward for one new token; compiled on CUDA (built once, reused per request)."""
+        if self._step is None:
+            forward = self._base_model().forward
+            self._step = (self._torch.compile(forward, mode=self.settings.compile_mode, fullgraph=False)
+                          if self.compile else forward)
+        return self._step
+
+    def _base_model(self):
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def _stream_fast(self, input_ids, sampling: Sampling, use_adapter: bool) -> Iterator[str]:
+        for ids in self._fast_token_ids(input_ids, sampling, use_adapter):
+            yield self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _fast_token_ids(self, input_ids, sampling: Sampling, use_adapter: bool) -> Iterator[list[int]]:
+        """Static-cache decode loop; yields the generated ids after each token (EOS excluded)."""
+        from transformers import StaticCache
+
+        torch = self._torch
+        base = self._base_model()
+        eos = _eos_ids(self.model, self.tokenizer)
+        cache = StaticCache(config=base.config, max_cache_len=input_ids.shape[1] + sampling.max_new_tokens)
+        warpers = _warpers(sampling)
+        generated: list[int] = []
+        with torch.inference_mode(), self._adapter_context(use_adapter):
+            logits = base(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+            step = self._decode_step()
+            for _ in range(sampling.max_new_tokens):
+                token = _next_token(logits, warpers, input_ids)
+                if token.item() in eos:
+                    break
+                generated.append(int(token.item()))
+                yield generated
+                if len(generated) == sampling.max_new_tokens:
+                    break
+                out = step(input_ids=token.view(1, 1), past_key_values=cache, use_cache=True)
+                # CUDA graph outputs are overwritten by the next replay: copy the logits out.
+                logits = out.logits[:, -1].clone()
+
+    def greedy_ids(self, prompt_text: str, max_new_tokens: int, use_adapter: bool = True, fast: bool | None = None):
+        """The generated token ids of one greedy answer (for the benchmark's output check)."""
+        sampling = Sampling(max_new_tokens=max_new_tokens, temperature=0.0)
+        input_ids = self.encode(prompt_text)
+        fast = self.fast if fast is None else fast
+        with self._lock:
+            if fast:
+                ids: list[int] = []
+                for ids in self._fast_token_ids(input_ids, sampling, use_adapter):
+                    pass
+                return list(ids)
+            with self._torch.inference_mode(), self._adapter_context(use_adapter):
+                out = self.model.generate(input_ids=input_ids, attention_mask=self._torch.ones_like(input_ids),
+                                          max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
+                                          top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id)
+            ids = out[0, input_ids.shape[1]:].tolist()
+            eos = _eos_ids(self.model, self.tokenizer)
+            return [t for t in ids if t not in eos and t != self.tokenizer.pad_token_id]
+
+
+def _warpers(sampling: Sampling):
+    if sampling.greedy:
+        return None
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    return LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature), TopPLogitsWarper(sampling.top_p)])
+
+
+def _next_token(logits, warpers, input_ids):
+    import torch
+
+    if warpers is None:
+        return logits.argmax(dim=-1)
+    scores = warpers(input_ids, logits.float())
+    return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).view(-1)
