@@ -13,6 +13,8 @@ from typing import Literal, Mapping
 
 DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_DATASET = "org/spaces-rag-de"
+# Written as Space variables even at their defaults, so the Space page shows what it serves.
+ALWAYS_SET = ("base_model", "adapter", "dataset")
 
 
 @dataclass
@@ -72,7 +74,8 @@ class DemoSettings:
         return from_dict(cls, data, where="demo settings (environment)")
 
     def env(self) -> dict[str, str]:
-        """The settings as Space variables: only fields that differ from the defaults, as strings."""
+        """The settings as Space variables: what the Space loads always, other fields where not default."""
         default = DemoSettings()
         return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)
-                if getattr(self, f.name) != getattr(default, f.name) and getattr(self, f.name) is not None}
+                if getattr(self, f.name) is not None
+                and (f.name in ALWAYS_SET or getattr(self, f.name) != getattr(default, f.name))}

@@ -1,0 +1,169 @@
+"""`rag-de deploy demo`: publish the demo as a Gradio Space that runs from its repo alone.
+
+One commit holds the root `app.py` (`space_entry.py`), every project module the app imports (found by
+walking its imports, lazy ones included), a `requirements.txt` pinned like `setup.cfg`, and the Space
+card. Settings become Space variables and the token a Space secret, both through the API: no token is
+ever written into a file.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from demo_space.settings import DemoSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("rag_de", "dataset_builder", "demo_space", "model_cards", "training_space", "local_hub")
+ENTRY_MODULES = ("demo_space.app",)
+SPACE_ENTRY = REPO_ROOT / "demo_space" / "space_entry.py"
+# Needed at run time although the app's modules never import them by name (transformers/peft do).
+RUNTIME_EXTRAS = ("torch", "huggingface-hub", "accelerate", "bitsandbytes", "sentencepiece", "tokenizers", "PyStemmer")
+SECRET_NAME = "HF_TOKEN"
+
+
+@dataclass
+class SpaceBundle:
+    files: dict[str, bytes]      # path in the Space repo -> content
+    requirements: list[str]
+
+
+def _module_file(name: str) -> Path | None:
+    base = REPO_ROOT / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """(project modules, third-party top-level names) imported anywhere in the file, lazy imports too."""
+    project, external = set(), set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            top = name.split(".")[0]
+            if top in PROJECT_PACKAGES:
+                if _module_file(name) is not None:
+                    project.add(name)
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                external.add(top)
+    return project, external
+
+
+def app_modules() -> tuple[dict[str, Path], set[str]]:
+    """Project modules the app needs (module name -> file, package `__init__`s included) + external imports."""
+    todo, found, external = list(ENTRY_MODULES), {}, set()
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        path = _module_file(name)
+        found[name] = path
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
+        project, ext = _imports(path)
+        todo += sorted(project - set(found))
+        external |= ext
+    return found, external
+
+
+def setup_requirements() -> list[str]:
+    """`install_requires` of the project: from setup.cfg beside the code, else the installed metadata."""
+    setup_cfg = REPO_ROOT / "setup.cfg"
+    if setup_cfg.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(setup_cfg, encoding="utf-8")
+        raw = parser.get("options", "install_requires", fallback="")
+        return [line.strip() for line in raw.splitlines() if line.strip() and not line.strip().startswith("#")]
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        return [r for r in (requires("spaces-rag-de") or []) if "extra ==" not in r]
+    except PackageNotFoundError:
+        raise FileNotFoundError(f"neither {setup_cfg} nor installed metadata of spaces-rag-de found; run "
+                                "`rag-de deploy demo` from a checkout or an installed project") from None
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirements(external_imports: set[str]) -> list[str]:
+    """Pinned lines for the distributions behind the app's imports plus RUNTIME_EXTRAS."""
+    from importlib.metadata import packages_distributions
+
+    dists = {_dist_key(d) for d in RUNTIME_EXTRAS}
+    mapping = packages_distributions()
+    for top in external_imports:
+        for dist in mapping.get(top, [top]):
+            dists.add(_dist_key(dist))
+    pinned = {_dist_key(re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0]): line for line in setup_requirements()}
+    return sorted((pinned.get(d, d) for d in dists), key=str.lower)
+
+
+def space_bundle() -> SpaceBundle:
+    modules, external = app_modules()
+    files = {str(path.relative_to(REPO_ROOT)): path.read_bytes() for path in modules.values()}
+    files["app.py"] = SPACE_ENTRY.read_bytes()
+    reqs = requirements(external)
+    header = "# Generated by `rag-de deploy demo`; pins follow the project's setup.cfg.\n"
+    files["requirements.txt"] = (header + "\n".join(reqs) + "\n").encode()
+    return SpaceBundle(files=files, requirements=reqs)
+
+
+def space_card(space_id: str, settings: DemoSettings, hardware: str | None) -> str:
+    from model_cards.space_card import render_space_card
+
+    models = [settings.base_model] + ([settings.adapter] if settings.adapter else [])
+    return render_space_card("demo", space_id, models=models,
+                             datasets=[settings.dataset] if settings.dataset else None,
+                             suggested_hardware=hardware)
+
+
+def deploy_space(space_id: str, settings: DemoSettings, hardware: str | None = None, private: bool = False,
+                 token_env: str = "RAG_DE_SPACE_TOKEN") -> str:
+    """Create/update the Space; returns its URL. The deploying token comes from the standard HF login."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.constants import ENDPOINT
+
+    api = HfApi()
+    bundle = space_bundle()
+    bundle.files["README.md"] = space_card(space_id, settings, hardware).encode()
+    _check_no_secret(bundle.files, token_env)
+    api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=data)
+                  for path, data in sorted(bundle.files.items())]
+    api.create_commit(space_id, operations, repo_type="space",
+                      commit_message=f"Deploy demo: {settings.base_model} + {settings.adapter or 'no adapter'}")
+    for key, value in settings.env().items():
+        api.add_space_variable(space_id, key, value)
+    secret = os.environ.get(token_env)
+    if secret:
+        api.add_space_secret(space_id, SECRET_NAME, secret, description="Hub token (read access to the adapter "
+                             "and dataset)")
+        print(f"[deploy] secret {SECRET_NAME} set from ${token_env}")
+    else:
+        print(f"[deploy] ${token_env} is not set: no {SECRET_NAME} secret (the Space can read public repos only)")
+    if hardware:
+        api.request_space_hardware(space_id, hardware)
+    return f"{ENDPOINT.rstrip('/')}/spaces/{space_id}"
+
+
+def _check_no_secret(files: dict[str, bytes], token_env: str) -> None:
+    from huggingface_hub import get_token
+
+    secrets = {s for s in (os.environ.get(token_env), os.environ.get("HF_TOKEN"), get_token()) if s}
+    for path, data in files.items():
+        for secret in secrets:
+            if secret.encode() in data:
+                raise RuntimeError(f"refusing to deploy: {path} contains an access token; remove it from the file")
