@@ -1,0 +1,86 @@
+"""The evaluation split: loaded from the Hub or a local build folder, and checked before any model runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REQUIRED_COLUMNS = ("id", "question", "contexts", "answer", "gold_chunk_id", "answerable", "gold_span")
+
+
+class EvalInputError(ValueError):
+    """Bad evaluation input (dataset, adapter, base model); raised before any generation starts."""
+
+
+def local_split_files(folder: Path, split: str) -> list[Path]:
+    """Parquet files of `split` in a `rag-de build` folder or a downloaded dataset repo."""
+    patterns = (f"{split}.parquet", f"{split}/*.parquet", f"data/{split}.parquet", f"data/{split}-*.parquet",
+                f"data/{split}/*.parquet", f"{split}-*.parquet")
+    for pattern in patterns:
+        files = sorted(folder.glob(pattern))
+        if files:
+            return files
+    return []
+
+
+def load_split(dataset: str, split: str, revision: str | None = None) -> list[dict[str, Any]]:
+    """Rows of `split` as dicts; raises `EvalInputError` for a missing split, missing columns or no rows."""
+    import datasets
+
+    folder = Path(dataset)
+    if folder.is_dir():
+        files = local_split_files(folder, split)
+        if not files:
+            found = sorted({p.stem.split("-")[0] for p in folder.rglob("*.parquet")})
+            raise EvalInputError(f"{folder}: no parquet file for split {split!r} (looked for {split}.parquet, "
+                                 f"{split}/*.parquet, data/{split}-*.parquet); splits found: {found or 'none'}")
+        where = ", ".join(str(f) for f in files)
+        import pyarrow.parquet as pq
+
+        metas = [pq.ParquetFile(f) for f in files]
+        check_columns(metas[0].schema_arrow.names, where)
+        if sum(m.metadata.num_rows for m in metas) == 0:
+            raise empty_split(where, split)
+        ds = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+    else:
+        where = f"{dataset} (split {split})"
+        try:
+            ds = datasets.load_dataset(dataset, split=split, revision=revision)
+        except ValueError as exc:  # datasets raises ValueError for an unknown or empty split
+            if "corresponds to no data" in str(exc):
+                raise empty_split(where, split) from None
+            raise EvalInputError(f"dataset {dataset}: cannot load split {split!r}: {exc}") from None
+    check_columns(ds.column_names, where)
+    if len(ds) == 0:
+        raise empty_split(where, split)
+    rows = ds.to_list()
+    check_rows(rows, where)
+    return rows
+
+
+def check_columns(columns: list[str], where: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise EvalInputError(f"{where}: missing column(s) {missing}; found {list(columns)}. The evaluation "
+                             "needs the spaces-rag-de schema: rebuild the dataset with `rag-de build`.")
+
+
+def empty_split(where: str, split: str) -> EvalInputError:
+    return EvalInputError(f"{where}: split {split!r} has no rows; pick a split with examples (--split)")
+
+
+def check_rows(rows: list[dict[str, Any]], where: str) -> None:
+    """Each answerable row's gold chunk must be one of its contexts, or citation accuracy is meaningless."""
+    seen: set[str] = set()
+    for row in rows:
+        rid = row["id"]
+        if rid in seen:
+            raise EvalInputError(f"{where}: duplicate id {rid!r}; ids key the generation cache and must be unique")
+        seen.add(rid)
+        if not row["contexts"]:
+            raise EvalInputError(f"{where}: record {rid!r} has no contexts")
+        if row["answerable"]:
+            ids = [c["id"] for c in row["contexts"]]
+            if row["gold_chunk_id"] not in ids:
+                raise EvalInputError(f"{where}: record {rid!r} is answerable but its gold_chunk_id "
+                                     f"{row['gold_chunk_id']!r} is not among its contexts {ids}")

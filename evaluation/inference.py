@@ -1,0 +1,72 @@
+"""Batched greedy generation and teacher-forced answer loss for one model (base or base + adapter).
+
+Prompts are the contract's inference text, tokenized with `add_special_tokens=False` and left-padded, so
+every row's last prompt token sits at the same position and generation starts together.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    """Stop tokens: the tokenizer's EOS plus any the model's generation config names (e.g. <|im_end|>)."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids += configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in ids if i is not None})
+
+
+def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+    import torch
+    from transformers import GenerationConfig
+
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {k: v.to(model.device) for k, v in enc.items()}
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids(model, tokenizer))
+    with torch.inference_mode():
+        out = model.generate(**enc, generation_config=config)
+    new_tokens = out[:, enc["input_ids"].shape[1]:]
+    return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def answer_nll(model, tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> list[tuple[float, int]]:
+    """(summed NLL, token count) of each gold answer + EOS given its prompt, teacher-forced.
+
+    Rows are left-padded with explicit position ids, so the answer tokens end every row and only the last
+    `max answer length + 1` positions need logits (a full-vocabulary logit tensor over long RAG prompts
+    would cost gigabytes).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    eos = tokenizer.eos_token_id
+    rows = []
+    for prompt, answer in zip(prompts, answers):
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [eos]
+        rows.append((p_ids, a_ids))
+    length = max(len(p) + len(a) for p, a in rows)
+    keep = max(len(a) for _, a in rows) + 1
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), length), dtype=torch.long)
+    labels = torch.full((len(rows), length), -100, dtype=torch.long)
+    for i, (p_ids, a_ids) in enumerate(rows):
+        seq = p_ids + a_ids
+        input_ids[i, length - len(seq):] = torch.tensor(seq)
+        attention[i, length - len(seq):] = 1
+        labels[i, length - len(a_ids):] = torch.tensor(a_ids)
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    device = model.device
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                       position_ids=position_ids.to(device), logits_to_keep=keep).logits
+    logits = logits[:, -keep:-1].float()   # position t predicts token t + 1
+    target = labels[:, length - keep + 1:].to(logits.device)
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                          reduction="none").view(target.shape)
+    mask = target != -100
+    return [(float(nll[i][mask[i]].sum()), int(mask[i].sum())) for i in range(len(rows))]

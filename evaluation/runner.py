@@ -1,0 +1,218 @@
+"""`rag-de evaluate`: the same prompts through the base model and base + adapter, then metrics and reports.
+
+Order matters: every input check (adapter vs base, dataset columns, non-empty split, chat template)
+happens before the model loads; generations are cached per example, so a rerun only generates what is
+missing (and loads no model at all when nothing is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dataset_builder.contract import contexts_from_column, render_prompt_text
+from evaluation.cache import ResultCache, example_key, settings_hash
+from evaluation.config import EvalConfig
+from evaluation.data import EvalInputError, load_split
+from evaluation.metrics import aggregate, score_example
+from rag_de.atomic import write_json
+from rag_de.base_model import hub_id
+
+__all__ = ["EvalInputError", "evaluate"]
+VARIANTS = ("base", "adapter")
+
+
+def public_name(value: str) -> str:
+    """Hub ids as they are; local folders as `local:<folder name>` (results.json may be published)."""
+    name = hub_id(value)
+    if Path(name).exists():
+        return f"local:{Path(name).resolve().name}"
+    return name
+
+
+def read_adapter_config(adapter: str, revision: str | None):
+    from peft import PeftConfig
+
+    try:
+        return PeftConfig.from_pretrained(adapter, revision=revision)
+    except Exception as exc:  # noqa: BLE001 - peft raises ValueError/OSError/HTTP errors alike
+        raise EvalInputError(f"adapter {adapter}: cannot read adapter_config.json ({exc}); pass a PEFT "
+                             "adapter folder or Hub id (--adapter)") from None
+
+
+def check_adapter_base(adapter: str, adapter_base: str | None, base: str) -> None:
+    if not adapter_base:
+        raise EvalInputError(f"adapter {adapter}: adapter_config.json has no base_model_name_or_path")
+    if hub_id(adapter_base) != hub_id(base) and not (
+            Path(adapter_base).exists() and Path(base).exists()
+            and Path(adapter_base).resolve() == Path(base).resolve()):
+        raise EvalInputError(
+            f"adapter {adapter} was trained on {hub_id(adapter_base)!r} (adapter_config.json "
+            f"base_model_name_or_path) but --base is {hub_id(base)!r}; pass --base {hub_id(adapter_base)}")
+
+
+def adapter_fingerprint(adapter: str, revision: str | None) -> str:
+    """Local adapters: hash of their weights (a retrained adapter in the same folder gets new results)."""
+    folder = Path(adapter)
+    if folder.is_dir():
+        digest = hashlib.sha256()
+        for f in sorted(folder.glob("adapter_model.*")) + [folder / "adapter_config.json"]:
+            if f.exists():
+                digest.update(f.read_bytes())
+        return "sha256:" + digest.hexdigest()[:16]
+    return f"{adapter}@{revision or 'main'}"
+
+
+def load_tokenizer_for(config: EvalConfig):
+    """The adapter's tokenizer when it ships one (training may add a pad token), else the base's."""
+    from rag_de.modeling import load_tokenizer
+
+    try:
+        return load_tokenizer(config.adapter, revision=config.adapter_revision)
+    except (OSError, ValueError, TypeError):
+        return load_tokenizer(config.base)
+
+
+def find_run_dir(config: EvalConfig) -> Path | None:
+    candidates = [config.run_dir] if config.run_dir else []
+    candidates += [str(Path(config.out).parent)]
+    if Path(config.adapter).is_dir():
+        candidates.append(str(Path(config.adapter).parent))
+    for c in candidates:
+        if c and (Path(c) / "trainer_state.json").exists():
+            return Path(c)
+    return None
+
+
+def evaluate(config: EvalConfig) -> dict[str, Any]:
+    """Run the evaluation described by `config`; returns (and writes) the results dict."""
+    from tqdm.auto import tqdm
+
+    if not config.adapter:
+        raise EvalInputError("--adapter is required (a PEFT adapter folder or Hub id)")
+    if config.batch_size < 1 or config.max_new_tokens < 1:
+        raise EvalInputError("--batch-size and --max-new-tokens must be at least 1")
+    out = Path(config.out)
+
+    # 1. Every input check, before any model loads.
+    adapter_cfg = read_adapter_config(config.adapter, config.adapter_revision)
+    check_adapter_base(config.adapter, adapter_cfg.base_model_name_or_path, config.base)
+    rows = load_split(config.dataset, config.split, config.dataset_revision)
+    if config.limit:
+        rows = rows[: config.limit]
+    tokenizer = load_tokenizer_for(config)
+    try:
+        prompts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows]
+    except ValueError as exc:
+        raise EvalInputError(str(exc)) from None
+
+    # 2. What is already cached.
+    common = {"base": hub_id(config.base), "quantization": config.quantization, "dtype": config.dtype,
+              "compute_dtype": config.compute_dtype, "max_new_tokens": config.max_new_tokens, "greedy": True}
+    digests = {"base": settings_hash(common),
+               "adapter": settings_hash({**common, "adapter": adapter_fingerprint(config.adapter, config.adapter_revision)})}
+    cache = ResultCache(out / "generations.jsonl")
+    kinds = ("generation", "loss") if config.compute_loss else ("generation",)
+    keys = {(v, k): [example_key(digests[v], k, r["id"], p) for r, p in zip(rows, prompts)]
+            for v in VARIANTS for k in kinds}
+    pending = {vk: [i for i, key in enumerate(ks) if key not in cache] for vk, ks in keys.items()}
+    stats = {v: {"cache_hits": sum(len(keys[(v, k)]) - len(pending[(v, k)]) for k in kinds),
+                 "generated": 0, "seconds": 0.0} for v in VARIANTS}
+
+    # 3. Generate (and score loss) only what is missing.
+    if any(pending.values()):
+        from evaluation.inference import answer_nll, generate_batch
+        from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm
+
+        quant = QuantizationSettings(kind=config.quantization, compute_dtype=config.compute_dtype)
+        model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
+        model = load_adapter(model, config.adapter, revision=config.adapter_revision)
+        model.eval()
+        for variant in VARIANTS:
+            for kind in kinds:
+                todo = sorted(pending[(variant, kind)], key=lambda i: len(prompts[i]))  # less padding
+                if not todo:
+                    continue
+                started = time.perf_counter()
+                bar = tqdm(total=len(todo), desc=f"{variant}: {kind}", unit="ex")
+                for start in range(0, len(todo), config.batch_size):
+                    batch = todo[start: start + config.batch_size]
+                    context = model.disable_adapter() if variant == "base" else nullcontext()
+                    with context:
+                        if kind == "generation":
+                            values = generate_batch(model, tokenizer, [prompts[i] for i in batch],
+                                                    config.max_new_tokens)
+                            records = [{"prediction": v} for v in values]
+                        else:
+                            values = answer_nll(model, tokenizer, [prompts[i] for i in batch],
+                                                [rows[i]["answer"] for i in batch])
+                            records = [{"nll": nll, "tokens": n} for nll, n in values]
+                    cache.append([{"key": keys[(variant, kind)][i], "id": rows[i]["id"], "variant": variant,
+                                   "kind": kind, **rec} for i, rec in zip(batch, records)])
+                    bar.update(len(batch))
+                bar.close()
+                if kind == "generation":
+                    stats[variant]["generated"] += len(todo)
+                stats[variant]["seconds"] += time.perf_counter() - started
+
+    # 4. Score, aggregate, report.
+    return write_reports(config, rows, cache, keys, stats, kinds)
+
+
+def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kinds) -> dict[str, Any]:
+    from evaluation.report import error_analysis, plot_metrics, plot_training_curves, side_by_side, write_predictions
+
+    out = Path(config.out)
+    records = []
+    aggregated = {}
+    for variant in VARIANTS:
+        preds = [cache.records[k]["prediction"] for k in keys[(variant, "generation")]]
+        scores = [score_example(p, r) for p, r in zip(preds, rows)]
+        losses = None
+        if "loss" in kinds:
+            losses = [(cache.records[k]["nll"], cache.records[k]["tokens"]) for k in keys[(variant, "loss")]]
+        aggregated[variant] = aggregate(scores, rows, preds, losses)
+        for i, (row, pred, score) in enumerate(zip(rows, preds, scores)):
+            if variant == "base":
+                ids = [c["id"] for c in row["contexts"]]
+                records.append({
+                    "id": row["id"], "question": row["question"], "answerable": bool(row["answerable"]),
+                    "gold_chunk_id": row["gold_chunk_id"],
+                    "gold_chunk_number": ids.index(row["gold_chunk_id"]) + 1 if row["answerable"] else None,
+                    "gold_answer": row["answer"], "gold_span": row["gold_span"]})
+            entry = {"prediction": pred, "scores": score.to_dict()}
+            if losses:
+                entry["answer_nll"], entry["answer_tokens"] = losses[i]
+            records[i][variant] = entry
+
+    answerable = sum(bool(r["answerable"]) for r in rows)
+    metrics = side_by_side(aggregated["base"], aggregated["adapter"])
+    public_config = {**asdict(config), "base": public_name(config.base), "adapter": public_name(config.adapter),
+                     "dataset": public_name(config.dataset), "out": None, "run_dir": None}
+    results = {
+        "config": public_config,
+        "counts": {"examples": len(rows), "answerable": answerable, "unanswerable": len(rows) - answerable},
+        "metrics": metrics,
+        "cache": stats,
+        "predictions_file": "predictions.jsonl",
+        "plots": [],
+        "error_analysis_file": "error_analysis.md",
+    }
+    write_predictions(out / "predictions.jsonl", records)
+    plot_metrics(metrics, out / "metrics.png")
+    results["plots"].append("metrics.png")
+    run_dir = find_run_dir(config)
+    if run_dir is not None:
+        state = json.loads((run_dir / "trainer_state.json").read_text(encoding="utf-8"))
+        if plot_training_curves(state, out / "training_curves.png"):
+            results["plots"].append("training_curves.png")
+    from rag_de.atomic import write_text
+
+    write_text(out / "error_analysis.md", error_analysis(records, config.hallucination_threshold, config.worst_examples))
+    write_json(out / "results.json", results)
+    return results

@@ -1,0 +1,266 @@
+"""End to end on a tiny random Llama: `rag-de evaluate` -> results, plots, error analysis -> model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dataset_builder.contract import REFUSAL, SYSTEM_PROMPT, Chunk, chat_messages, format_answer, render_user_turn
+from rag_de.cli import main as rag_de
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
+
+MODULES = [
+    Chunk(id="db", title="Datenbanken", text="Das Modul Datenbanken umfasst 5 ECTS und wird im zweiten Semester angeboten.",
+          metadata={"module_code": "DB-101", "ects": 5}),
+    Chunk(id="ml", title="Maschinelles Lernen", text="Maschinelles Lernen vermittelt Regression und Klassifikation mit Python.",
+          metadata={"module_code": "ML-201", "ects": 6}),
+    Chunk(id="st", title="Statistik", text="Statistik behandelt Wahrscheinlichkeiten, Tests und Konfidenzintervalle.",
+          metadata={"module_code": "ST-110", "ects": 4}),
+]
+QUESTIONS = [  # (id, question, chunk ids in prompt order, gold chunk id or None, gold span, answer sentence)
+    ("q1", "Wie viele ECTS hat das Modul Datenbanken?", ["ml", "db"], "db", "5 ECTS", "Das Modul Datenbanken umfasst 5 ECTS."),
+    ("q2", "Was vermittelt Maschinelles Lernen?", ["ml", "st"], "ml", "Regression und Klassifikation",
+     "Maschinelles Lernen vermittelt Regression und Klassifikation."),
+    ("q3", "Was behandelt Statistik?", ["db", "st"], "st", "Wahrscheinlichkeiten", "Statistik behandelt Wahrscheinlichkeiten."),
+    ("q4", "In welchem Semester wird Datenbanken angeboten?", ["db"], "db", "zweiten Semester",
+     "Datenbanken wird im zweiten Semester angeboten."),
+    ("q5", "Wer leitet das Modul Kunstgeschichte?", ["db", "ml"], None, "", None),
+    ("q6", "Wie teuer ist die Mensa?", ["st"], None, "", None),
+]
+
+
+def dataset_rows() -> list[dict]:
+    by_id = {c.id: c for c in MODULES}
+    rows = []
+    for qid, question, chunk_ids, gold, span, sentence in QUESTIONS:
+        chunks = [by_id[c] for c in chunk_ids]
+        answer = REFUSAL if gold is None else format_answer(sentence, chunk_ids.index(gold) + 1, by_id[gold].title)
+        rows.append({
+            "id": qid, "question": question, "contexts": [c.to_record() for c in chunks], "answer": answer,
+            "gold_chunk_id": gold, "answerable": gold is not None, "gold_span": span, "origin": "test",
+            "source_doc": "modulhandbuch", "messages": chat_messages(question, chunks, answer),
+        })
+    return rows
+
+
+def write_split(folder: Path, split: str, rows: list[dict]) -> None:
+    import datasets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if rows:
+        datasets.Dataset.from_list(rows).to_parquet(str(folder / f"{split}.parquet"))
+    else:
+        datasets.Dataset.from_list(dataset_rows()).select([]).to_parquet(str(folder / f"{split}.parquet"))
+
+
+def build_tiny_model(folder: Path) -> Path:
+    """A 2-layer random Llama with a word-level tokenizer that knows every word of the test data."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = [SYSTEM_PROMPT, REFUSAL, "system user assistant Quelle Titel Modulkürzel ECTS"]
+    for row in dataset_rows():
+        corpus += [render_user_turn(row["question"], row["contexts"]), row["answer"]]
+    pre = pre_tokenizers.Whitespace()
+    words = sorted({w for text in corpus for w, _ in pre.pre_tokenize_str(text)} | {str(i) for i in range(10)})
+    vocab = {tok: i for i, tok in enumerate(SPECIAL + [w for w in words if w not in SPECIAL])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                        eos_token="<|im_end|>", additional_special_tokens=SPECIAL[2:])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         pad_token_id=vocab["<pad>"], eos_token_id=vocab["<|im_end|>"], bos_token_id=None)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_adapter(base_dir: Path, folder: Path) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                      task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, lora)
+    peft_model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(folder)
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base_dir)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-eval")
+    base = build_tiny_model(root / "base")
+    adapter = build_adapter(base, root / "run" / "adapter")
+    write_split(root / "data", "test", dataset_rows())
+    return {"root": root, "base": base, "adapter": adapter, "data": root / "data", "run": root / "run"}
+
+
+def evaluate_args(tiny, out: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--base", str(tiny["base"]), "--adapter", str(tiny["adapter"]), "--dataset",
+            str(tiny["data"]), "--split", "test", "--out", str(out), "--batch-size", "4",
+            "--max-new-tokens", "8", "--quantization", "none", *extra]
+
+
+def write_run_files(run: Path) -> None:
+    """What `rag-de train` leaves in a run folder (config, summary, trainer state)."""
+    from rag_de.config import to_dict
+    from training_space.config import TrainConfig
+
+    config = to_dict(TrainConfig())
+    config["model"]["name"] = "org/tiny-llama"
+    config["training"]["output_dir"] = str(run)          # a local path: must not reach the card
+    (run / "train_config.yaml").write_text(yaml.safe_dump(config))
+    (run / "train_summary.json").write_text(json.dumps({
+        "base_model": "org/tiny-llama", "dataset": "org/spaces-rag-de", "dataset_revision": "abc123",
+        "hub_model_id": "org/tiny-rag-adapter", "hardware": "CPU (2 cores)", "quantization": "none",
+        "train_runtime_s": 75.0, "train_tokens": 4096, "tokens_per_s": 54.6, "peak_memory_gb": 0.4,
+        "global_step": 4, "epochs": 1.0, "train_loss": 7.1, "eval_loss": 7.3}))
+    (run / "trainer_state.json").write_text(json.dumps({"log_history": [
+        {"step": 1, "loss": 7.5}, {"step": 2, "loss": 7.2}, {"step": 2, "eval_loss": 7.4},
+        {"step": 3, "loss": 7.0}, {"step": 4, "loss": 6.9}, {"step": 4, "eval_loss": 7.3}]}))
+
+
+def test_evaluate_writes_results_plots_errors_and_card(tiny, capsys):
+    from huggingface_hub import EvalResult, ModelCard
+
+    from model_cards.model_card import render_model_card
+    from model_cards.safety import check_publishable
+
+    run, out = tiny["run"], tiny["run"] / "eval"
+    write_run_files(run)
+    assert rag_de(evaluate_args(tiny, out)) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["counts"] == {"examples": 6, "answerable": 4, "unanswerable": 2}
+    expected = {"rouge_l", "bleu", "token_f1", "gold_span_recall", "citation_accuracy", "refusal_precision",
+                "refusal_recall", "refusal_f1", "needless_refusal_rate", "faithfulness", "eval_loss", "perplexity"}
+    assert expected <= set(results["metrics"])
+    for row in results["metrics"].values():
+        assert set(row) >= {"base", "adapter", "delta"}
+    # A random model is far from the gold answers; its loss is about ln(vocab) and differs with the adapter.
+    loss = results["metrics"]["eval_loss"]
+    assert loss["base"] > 1.0 and loss["adapter"] != loss["base"]
+    assert results["cache"]["base"]["generated"] == 6 and results["cache"]["adapter"]["generated"] == 6
+    assert results["config"]["base"] == "local:base" and "/" not in results["config"]["adapter"]
+
+    predictions = [json.loads(l) for l in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [q[0] for q in QUESTIONS]
+    assert all(isinstance(p[v]["prediction"], str) for p in predictions for v in ("base", "adapter"))
+    for name in ("metrics.png", "training_curves.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    analysis = (out / "error_analysis.md").read_text()
+    for heading in ("Wrong citation", "Missed refusal", "Needless refusal", "Hallucinated content"):
+        assert heading in analysis
+    # The random model refuses nothing, so both unanswerable questions are missed refusals.
+    assert "| Missed refusal (unanswerable, but the model answered) | 2 | 2 |" in analysis
+
+    # The card written from this run: parses, and its model-index equals results.json.
+    assert rag_de(["card", "model", "--run-dir", str(run)]) == 0
+    text = (run / "README.md").read_text()
+    assert text == render_model_card(run)
+    card = ModelCard(text)
+    assert card.data.base_model == "org/tiny-llama" and card.data.library_name == "peft"
+    assert card.data.language == "de" and card.data.pipeline_tag == "text-generation"
+    evals = card.data.eval_results
+    assert all(isinstance(e, EvalResult) for e in evals)
+    from_card = {e.metric_type: e.metric_value for e in evals}
+    from_results = {k: v["adapter"] for k, v in results["metrics"].items() if v["adapter"] is not None}
+    assert from_card == from_results
+    assert {e.dataset_split for e in evals} == {"test"} and {e.task_type for e in evals} == {"text-generation"}
+    assert str(tiny["root"]) not in text and "/tmp" not in text
+    assert check_publishable(text) == text
+    assert "from dataset_builder.contract import" in text and "Datenbanken" in text
+    assert "| `lora.r` | `12` |" in text and "output_dir" not in text
+
+
+def test_rerun_resumes_from_cache_without_generating(tiny):
+    out = tiny["root"] / "resume"
+    assert rag_de(evaluate_args(tiny, out, "--limit", "3")) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert first["cache"]["adapter"]["generated"] == 3
+    # Interrupted-append debris: a torn last line is dropped, not parsed as a record.
+    with open(out / "generations.jsonl", "a") as fh:
+        fh.write('{"key": "torn')
+    assert rag_de(evaluate_args(tiny, out, "--limit", "3")) == 0
+    second = json.loads((out / "results.json").read_text())
+    assert second["cache"]["base"] == {"cache_hits": 6, "generated": 0, "seconds": 0.0}
+    assert second["cache"]["adapter"]["generated"] == 0
+    assert second["metrics"] == first["metrics"]
+    # Six more examples than cached: only the missing three are generated.
+    assert rag_de(evaluate_args(tiny, out)) == 0
+    third = json.loads((out / "results.json").read_text())
+    assert third["cache"]["adapter"]["generated"] == 3 and third["cache"]["base"]["generated"] == 3
+
+
+def test_evaluate_nf4_on_tiny_model(tiny):
+    out = tiny["root"] / "nf4"
+    args = evaluate_args(tiny, out, "--limit", "2")
+    args[args.index("--quantization") + 1] = "nf4"
+    assert rag_de(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["quantization"] == "nf4" and results["counts"]["examples"] == 2
+    assert results["metrics"]["eval_loss"]["adapter"] > 0
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if anything tries to load a model."""
+    import rag_de.modeling
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded although the input is invalid")
+
+    monkeypatch.setattr(rag_de.modeling, "load_causal_lm", refuse)
+
+
+def test_adapter_for_another_base_fails_before_generation(tiny, tmp_path, capsys, no_model_load):
+    args = evaluate_args(tiny, tmp_path / "out")
+    args[args.index("--base") + 1] = "org/some-other-model"
+    assert rag_de(args) == 2
+    err = capsys.readouterr().err
+    assert "org/some-other-model" in err and str(tiny["base"]) in err and "--base" in err
+    assert not (tmp_path / "out" / "generations.jsonl").exists()
+
+
+def test_dataset_without_expected_columns_fails_before_generation(tiny, tmp_path, capsys, no_model_load):
+    rows = [{k: v for k, v in r.items() if k not in ("gold_chunk_id", "gold_span")} for r in dataset_rows()]
+    write_split(tmp_path / "bad", "test", rows)
+    args = evaluate_args(tiny, tmp_path / "out")
+    args[args.index("--dataset") + 1] = str(tmp_path / "bad")
+    assert rag_de(args) == 2
+    err = capsys.readouterr().err
+    assert "missing column(s) ['gold_chunk_id', 'gold_span']" in err and "test.parquet" in err
+    assert not (tmp_path / "out" / "generations.jsonl").exists()
+
+
+def test_empty_split_fails_before_generation(tiny, tmp_path, capsys, no_model_load):
+    write_split(tmp_path / "empty", "test", [])
+    args = evaluate_args(tiny, tmp_path / "out")
+    args[args.index("--dataset") + 1] = str(tmp_path / "empty")
+    assert rag_de(args) == 2
+    assert "has no rows" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "generations.jsonl").exists()
+
+
+def test_missing_split_names_the_splits_found(tiny, tmp_path, capsys, no_model_load):
+    args = evaluate_args(tiny, tmp_path / "out")
+    args[args.index("--split") + 1] = "validation"
+    assert rag_de(args) == 2
+    assert "no parquet file for split 'validation'" in capsys.readouterr().err
