@@ -311,6 +311,38 @@ def whoami(ctx: Ctx) -> dict:
     }
 
 
+def validate_yaml(ctx: Ctx, body: dict) -> Response:
+    """Check a README's YAML front matter before a commit (huggingface_hub calls this for README.md)."""
+    content = _require_dict(body).get("content")
+    if not isinstance(content, str):
+        raise errors.bad_request("'content' must be a string")
+    problems = []
+    if content.startswith("---"):
+        end = content.find("\n---", 3)
+        if end < 0:
+            problems.append("The YAML front matter is not closed by a '---' line")
+        else:
+            import yaml
+
+            try:
+                data = yaml.safe_load(content[3:end])
+                if data is not None and not isinstance(data, dict):
+                    problems.append("The YAML front matter must be a mapping")
+            except yaml.YAMLError as e:
+                problems.append(f"Invalid YAML front matter: {e}")
+    answer = {"errors": [{"message": m} for m in problems], "warnings": []}
+    return JSONResponse(answer, status_code=400 if problems else 200)
+
+
+def xet_not_available(ctx: Ctx) -> Response:
+    """This server has no Xet storage; huggingface_hub 2.x uses Xet for uploads whenever `hf_xet` is installed.
+
+    The answer names the fix, because the client cannot be told to fall back to LFS from here.
+    """
+    raise HubError(404, "Xet storage is not available on the local hub: set HF_HUB_DISABLE_XET=1 (or uninstall "
+                        "hf_xet) so that huggingface_hub uploads large files through LFS")
+
+
 def _repo_type_from_body(body: dict) -> str:
     rtype = body.get("type") or "model"
     if rtype not in REPO_TYPES:
@@ -942,6 +974,7 @@ def _routes() -> list[Route]:
         Route("/api/repos/create", j(create_repo), methods=["POST"]),
         Route("/api/repos/delete", j(delete_repo), methods=["DELETE", "POST"]),
         Route("/api/repos/move", j(move_repo), methods=["POST"]),
+        Route("/api/validate-yaml", j(validate_yaml), methods=["POST"]),
         Route("/api/lfs-upload/{repo_pk}/{oid}", lfs_upload, methods=["PUT", "POST"]),
         Route("/api/spaces/{ns}/{name}/variables", j(space_variables), methods=["GET", "POST", "DELETE"]),
         Route("/api/spaces/{ns}/{name}/secrets", j(space_secrets), methods=["GET", "POST", "DELETE"]),
@@ -960,6 +993,8 @@ def _routes() -> list[Route]:
         Route(REPO + "/commit/{rev}", commit, methods=["POST"]),
         Route(REPO + "/commits/{rev}", endpoint(list_commits), methods=["GET"]),
         Route(REPO + "/refs", endpoint(list_refs), methods=["GET"]),
+        Route(REPO + "/xet-write-token/{rev}", endpoint(xet_not_available), methods=["GET"]),
+        Route(REPO + "/xet-read-token/{rev}", endpoint(xet_not_available), methods=["GET"]),
         Route(REPO + "/branch/{branch}", j(create_branch), methods=["POST"]),
         Route(REPO + "/branch/{branch}", endpoint(delete_branch), methods=["DELETE"]),
         Route(REPO + "/tag/{rev}", j(create_tag), methods=["POST"]),
