@@ -46,6 +46,9 @@ class QuickstartConfig:
     base_model: str = field(default=EMBEDDED_MODEL_ID, metadata={"help": "base model (Hub id)"})
     train_config: str = field(default=str(CPU_PRESET), metadata={"help": "training preset YAML"})
     max_steps: int = field(default=0, metadata={"help": "override the preset's max_steps (0: keep)"})
+    train_args: list[str] = field(
+        default_factory=list, metadata={"help": "extra `rag-de train` flags, comma-separated, e.g. "
+                                         "--training.save_steps=5"})
     eval_limit: int = field(default=0, metadata={"help": "evaluate on the first N test examples (0: all)"})
     headless: bool = field(default=False, metadata={"help": "skip starting the demo at the end"})
     demo_port: int = field(default=7860, metadata={"help": "port of the local demo"})
@@ -89,6 +92,7 @@ class Pipeline:
         self.data_dir = self.work / "data"
         self.run_dir = self.work / "run"
         self.hub_proc: subprocess.Popen | None = None
+        self.hub_pid: int | None = None  # a server adopted from an earlier, killed run
         self.env = dict(os.environ)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -113,33 +117,65 @@ class Pipeline:
                 raise SystemExit("--use-running-hub needs HF_ENDPOINT (and HF_TOKEN) in the environment")
             banner("hub", f"using the Hub at {self.env['HF_ENDPOINT']}")
             return
-        port = self.conf.hub_port if _port_free(self.conf.hub_port) else _free_port()
-        endpoint = f"http://127.0.0.1:{port}"
-        banner("hub", f"starting the local Hub on {endpoint} (data: {self.hub_dir})")
         self.hub_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.work / "hub.log", "ab")
-        self.hub_proc = subprocess.Popen(
-            [sys.executable, "-m", "rag_de", "hub", "serve", "--data-dir", str(self.hub_dir), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.time() + 60
-        while not _healthy(endpoint):
-            if self.hub_proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"the local Hub did not start; see {self.work / 'hub.log'}")
-            time.sleep(0.3)
+        pid_file = self.hub_dir / "quickstart-server.json"
+        endpoint = self._adopt_running_hub(pid_file)
+        if endpoint is None:
+            port = self.conf.hub_port if _port_free(self.conf.hub_port) else _free_port()
+            endpoint = f"http://127.0.0.1:{port}"
+            banner("hub", f"starting the local Hub on {endpoint} (data: {self.hub_dir})")
+            log = open(self.work / "hub.log", "ab")
+            self.hub_proc = subprocess.Popen(
+                [sys.executable, "-m", "rag_de", "hub", "serve", "--data-dir", str(self.hub_dir), "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            deadline = time.time() + 60
+            while not _healthy(endpoint):
+                if self.hub_proc.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"the local Hub did not start; see {self.work / 'hub.log'}")
+                time.sleep(0.3)
+            from rag_de.atomic import write_json
+
+            write_json(pid_file, {"pid": self.hub_proc.pid, "endpoint": endpoint})
         self.env["HF_ENDPOINT"] = endpoint
         self.env["HF_TOKEN"] = (self.hub_dir / "token").read_text().strip()
         self.env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         print(f"local Hub ready; token in {self.hub_dir / 'token'} (not printed)")
 
+    def _adopt_running_hub(self, pid_file: Path) -> str | None:
+        """A hub left running by a killed quickstart on the same data dir is reused (one server per
+        data dir), and stopped at the end like one we started."""
+        try:
+            info = json.loads(pid_file.read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError):
+            return None
+        if not _healthy(info["endpoint"]):
+            return None
+        banner("hub", f"reusing the local Hub left running on {info['endpoint']} (pid {info['pid']})")
+        self.hub_pid = int(info["pid"])
+        return info["endpoint"]
+
     def stop_hub(self) -> None:
-        if self.hub_proc is not None and self.hub_proc.poll() is None:
-            self.hub_proc.send_signal(signal.SIGTERM)
+        pid = self.hub_proc.pid if self.hub_proc is not None else self.hub_pid
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        for _ in range(150):
             try:
-                self.hub_proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.hub_proc.kill()
-            print("\nlocal Hub stopped")
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if self.hub_proc is not None and self.hub_proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        (self.hub_dir / "quickstart-server.json").unlink(missing_ok=True)
+        print("\nlocal Hub stopped")
 
     def build(self) -> None:
         banner("build", "dataset from the shipped sample data (module catalog + questions)")
@@ -172,6 +208,7 @@ class Pipeline:
                 "--output-dir", str(self.run_dir), "--hub-model-id", self.adapter_repo]
         if self.conf.max_steps:
             args += ["--training.max_steps", str(self.conf.max_steps)]
+        args += list(self.conf.train_args)
         if any(self.run_dir.glob("checkpoint-*")):
             print("found checkpoints from an interrupted run: resuming")
             args.append("--resume")

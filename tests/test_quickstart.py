@@ -1,0 +1,103 @@
+"""Command 1 (`scripts/quickstart.sh`) end to end, headless, with a short training budget.
+
+Runs the real script (set-up is a no-op when .venv is current), then restarts a Hub on the
+quickstart's data dir and checks every artifact through the real clients. A second test kills the
+run during training and checks that the rerun resumes from the checkpoint instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, free_port, start_hub
+
+pytestmark = pytest.mark.slow
+
+# A short budget: batch 1, short rows, a handful of steps, a few test examples.
+SHORT_TRAIN = "--training.per_device_train_batch_size=1,--training.gradient_accumulation_steps=1"
+
+
+def quickstart(workdir: Path, *extra: str, **popen) -> subprocess.Popen:
+    env = dict(os.environ)
+    for key in ("HF_ENDPOINT", "HF_TOKEN"):  # the quickstart starts and points at its own Hub
+        env.pop(key, None)
+    cmd = [str(REPO_ROOT / "scripts" / "quickstart.sh"), "--headless", "--workdir", str(workdir),
+           "--hub_data_dir", str(workdir / "hub"), "--hub_port", str(free_port()), "--eval_limit", "4", *extra]
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=popen.pop("stdout", None),
+                            stderr=subprocess.STDOUT, start_new_session=True, text=True, **popen)
+
+
+def test_quickstart_headless_publishes_every_artifact(tmp_path):
+    log_path = tmp_path / "quickstart.log"
+    with open(log_path, "w") as log:
+        proc = quickstart(tmp_path, "--max_steps", "3", "--train_args", SHORT_TRAIN, stdout=log)
+        assert proc.wait(timeout=1500) == 0, log_path.read_text()[-6000:]
+    output = log_path.read_text()
+    for stage in ("[hub]", "[build]", "[publish]", "[train]", "[evaluate]", "[card]", "[deploy]", "[done]"):
+        assert stage in output, f"stage {stage} missing from the quickstart output"
+
+    port = free_port()
+    hub = start_hub(tmp_path / "hub", port)
+    try:
+        from huggingface_hub import HfApi, ModelCard, SpaceCard
+
+        api = HfApi(endpoint=f"http://127.0.0.1:{port}", token=(tmp_path / "hub" / "token").read_text().strip())
+        data_files = set(api.list_repo_files("org/spaces-rag-de", repo_type="dataset"))
+        for split in ("train", "validation", "test"):
+            assert any(f.startswith("data/") and split in f and f.endswith(".parquet") for f in data_files), split
+        assert "README.md" in data_files
+
+        adapter_files = set(api.list_repo_files("org/smollm2-135m-rag-de-qlora"))
+        assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= adapter_files
+        card_path = api.hf_hub_download("org/smollm2-135m-rag-de-qlora", "README.md")
+        card = ModelCard.load(card_path)
+        assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
+        assert card.data.eval_results, "the model card carries no evaluation results"
+        assert results["metrics"]
+
+        space_files = set(api.list_repo_files("org/spaces-rag-de-demo", repo_type="space"))
+        assert {"app.py", "requirements.txt", "README.md"} <= space_files
+        space_card = SpaceCard.load(api.hf_hub_download("org/spaces-rag-de-demo", "README.md", repo_type="space"))
+        assert space_card.data.sdk == "gradio"
+    finally:
+        hub.terminate()
+        hub.wait(10)
+
+
+def test_killed_quickstart_resumes_training(tmp_path):
+    steps = 6
+    args = ("--max_steps", str(steps), "--train_args", SHORT_TRAIN + ",--training.save_steps=2,--training.eval_steps=2")
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        proc = quickstart(tmp_path, *args, stdout=log)
+        deadline = time.time() + 1200
+        while not list((tmp_path / "run").glob("checkpoint-*")):
+            assert proc.poll() is None, log_path.read_text()[-6000:]
+            assert time.time() < deadline, "no checkpoint within the time limit"
+            time.sleep(1)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole quickstart, as a closed terminal would
+        proc.wait()
+    assert not (tmp_path / "run" / "train_summary.json").exists()
+    first = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*"))
+
+    log_path = tmp_path / "second.log"
+    with open(log_path, "w") as log:
+        proc = quickstart(tmp_path, *args, stdout=log)
+        assert proc.wait(timeout=1500) == 0, log_path.read_text()[-6000:]
+    output = log_path.read_text()
+    assert "reusing" in output and "resuming" in output
+    assert "rag-de build" not in output, "the finished build stage ran again"
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["global_step"] == steps
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    logged_steps = [row["step"] for row in state["log_history"] if "loss" in row]
+    assert first and min(first) >= 2 and logged_steps[-1] == steps
