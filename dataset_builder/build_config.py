@@ -72,6 +72,9 @@ class BuildConfig:
     check: AnswerCheckConfig = field(default_factory=AnswerCheckConfig)
     cache_dir: Optional[str] = field(default=None, metadata={
         "help": "writer cache folder (one JSON file per request); default: <RAG_DE_CACHE>/writer-cache"})
+    license: Optional[str] = field(default=None, metadata={
+        "help": "license of your own --corpus inputs (Hub id, e.g. cc-by-4.0); SQuAD sources and the sample "
+        "data bring their own; the dataset card inherits the most restrictive"})
     hub_split: str = field(default="train", metadata={"help": "split read from a Hub SQuAD dataset without ':split'"})
     strict: bool = field(default=False, metadata={
         "help": "raise on the first bad record instead of skipping it (skips are always counted in stats.json)"})

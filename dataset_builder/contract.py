@@ -42,6 +42,9 @@ METADATA_LABELS = {
     "ects": "ECTS",
     "semester": "Semester",
     "responsible": "Modulverantwortung",
+    "name": "Name",
+    "type": "Art",
+    "language": "Sprache",
 }
 CITATION_RE = re.compile(r"\[(\d{1,3})\]")
 SOURCE_SUFFIX_RE = re.compile(r"\s*\((?:Quelle|Source):[^)]*\)\s*$")

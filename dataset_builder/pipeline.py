@@ -1,0 +1,336 @@
+"""`rag-de build`: read inputs, chunk, split by document, pick contexts, write answers, write Parquet.
+
+Memory stays flat in the number of questions: each split is processed in batches (BM25 search, answer
+writing, one Parquet row group per batch) streamed to a temporary file that replaces the final file only
+when the split is complete. Only the chunks and the per-split BM25 index stay in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dataset_builder.answer_check import check_answer
+from dataset_builder.build_config import BuildConfig
+from dataset_builder.contract import REFUSAL, SOURCE_SUFFIX_RE, chat_messages
+from dataset_builder.examples import Corpus, Planned, choose_removals, locate_all, plan_example
+from dataset_builder.records import Document, InputError, Question, SkipLog, sha256_file
+from dataset_builder.schema import SPLITS
+from dataset_builder.splits import assign_splits
+
+SAMPLE_DATA = Path(__file__).resolve().parent / "sample_data"
+SAMPLE_ORIGIN = "sample-modules"
+SAMPLE_LICENSE = "cc0-1.0"
+
+
+@dataclass
+class BuildInputs:
+    squad: list[str] = field(default_factory=list)               # files or Hub ids
+    corpora: list[tuple[str, str]] = field(default_factory=list)  # (corpus path, QA file)
+
+    @classmethod
+    def sample(cls) -> "BuildInputs":
+        return cls(corpora=[(str(SAMPLE_DATA / "catalog"), str(SAMPLE_DATA / "qa.jsonl"))])
+
+
+def read_inputs(inputs: BuildInputs, cfg: BuildConfig, skips: SkipLog):
+    """All documents and questions, plus a description of each input (origin, license, sha256)."""
+    from dataset_builder.corpus_reader import read_corpus, read_qa
+    from dataset_builder.squad_reader import read_squad_file, read_squad_hub, slug
+
+    docs: list[Document] = []
+    questions: list[Question] = []
+    sources: list[dict] = []
+    seen_ids: set[str] = set()
+    doc_ids: set[str] = set()
+    for spec in inputs.squad:
+        if Path(spec).exists() or spec.endswith(".json"):
+            d, q, info = read_squad_file(spec, skips, seen_ids, doc_ids)
+            info["sha256"] = sha256_file(Path(spec))
+        else:
+            d, q, info = read_squad_hub(spec, cfg.hub_split, skips, seen_ids, doc_ids)
+        docs += d
+        questions += q
+        sources.append({**info, "documents": len(d), "questions": len(q)})
+    for corpus_path, qa_path in inputs.corpora:
+        corpus_path = Path(corpus_path)
+        is_sample = corpus_path.resolve().is_relative_to(SAMPLE_DATA)
+        origin = SAMPLE_ORIGIN if is_sample else slug(corpus_path.stem).lower()
+        d = read_corpus(corpus_path, origin, skips, doc_ids)
+        q = read_qa(qa_path, d, origin, skips, seen_ids)
+        files = sorted(corpus_path.rglob("*")) if corpus_path.is_dir() else [corpus_path]
+        digest = {str(p.relative_to(corpus_path) if corpus_path.is_dir() else p.name): sha256_file(p)
+                  for p in files if p.is_file()}
+        docs += d
+        questions += q
+        sources.append({"input": str(corpus_path), "qa": str(qa_path), "kind": "corpus", "origin": origin,
+                        "license": SAMPLE_LICENSE if is_sample else cfg.license, "documents": len(d),
+                        "questions": len(q), "sha256": {"qa": sha256_file(Path(qa_path)), "corpus": digest}})
+    if not questions:
+        raise InputError("no usable questions in the inputs; see the skip reasons: "
+                         + json.dumps(skips.as_dict()["counts"], ensure_ascii=False))
+    return docs, questions, sources
+
+
+def _assign(questions: list[Question], docs: list[Document], corpus: Corpus, cfg: BuildConfig) -> dict[str, str]:
+    """Split per unit (document group); questions about no document go where there are chunks to show."""
+    import random
+
+    unit_sizes = Counter(q.group for q in questions if q.doc_id is not None)
+    for doc in docs:                 # documents without questions still belong to a split (negatives)
+        unit_sizes.setdefault(doc.group, 0)
+    fractions = {"train": cfg.train_fraction, "validation": cfg.validation_fraction, "test": cfg.test_fraction}
+    unit_split = assign_splits(dict(unit_sizes), fractions, cfg.seed)
+    with_chunks = sorted({unit_split[corpus.docs[d].group] for d in corpus.chunk_doc}, key=SPLITS.index)
+    weights = [fractions[s] for s in with_chunks]
+    for q in questions:
+        if q.doc_id is None and with_chunks:
+            unit_split[q.group] = random.Random(f"{cfg.seed}:{q.id}:split").choices(with_chunks, weights)[0]
+    return unit_split
+
+
+def _finish_answer(answer: str, title: str, cite_title: bool) -> str:
+    """Generated answers get the same source suffix as the extractive ones."""
+    if cite_title and title and not SOURCE_SUFFIX_RE.search(answer):
+        return f"{answer} (Quelle: {title})"
+    return answer
+
+
+class SplitWriter:
+    """Streams one split's rows into Parquet, one row group per batch; atomic on close."""
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        from dataset_builder.schema import arrow_schema
+        from rag_de.atomic import atomic_open
+
+        self._ctx = atomic_open(path, "wb")
+        self._fh = self._ctx.__enter__()
+        self.schema = arrow_schema()
+        self._writer = pq.ParquetWriter(self._fh, self.schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        if rows:
+            self._writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+            self.rows += len(rows)
+
+    def close(self, ok: bool = True) -> None:
+        self._writer.close()
+        if ok:
+            self._ctx.__exit__(None, None, None)
+        else:
+            self._ctx.__exit__(RuntimeError, RuntimeError("build failed"), None)
+
+
+def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = None, progress: bool = True) -> dict:
+    """Build the dataset into `out_dir`; returns the stats (also written to out_dir/stats.json)."""
+    from rag_de.atomic import write_json
+    from rag_de.base_model import cache_root
+    from rag_de.config import to_dict
+
+    from dataset_builder.chunking import TokenCounter
+    from dataset_builder.retrieval import BM25Index
+    from dataset_builder.writers import extractive_answer, make_writer
+    from dataset_builder.writers.base import WriteRequest
+
+    cfg = (cfg or BuildConfig()).validate()
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skips = SkipLog(strict=cfg.strict)
+    docs, questions, sources = read_inputs(inputs, cfg, skips)
+    counter = TokenCounter.from_name(cfg.tokenizer)
+    corpus = Corpus.build(docs, cfg.max_chunk_tokens, counter, progress=progress)
+    gold = locate_all(questions, corpus, skips)
+    questions = [q for q in questions if q.id in gold]
+
+    unit_split = _assign(questions, docs, corpus, cfg)
+
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "writer-cache"
+    writer = make_writer(cfg, cache_dir)
+    fallbacks: Counter = Counter()
+    split_stats: dict[str, dict] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(questions), desc="building", unit="ex", dynamic_ncols=True)
+    try:
+        for split in SPLITS:
+            split_questions = [q for q in questions if unit_split[q.group] == split]
+            split_chunks = [c for c in range(len(corpus.chunks)) if unit_split[corpus.docs[corpus.chunk_doc[c]].group] == split]
+            stats = {"examples": 0, "answerable": 0, "unanswerable": 0, "unanswerable_natural": 0,
+                     "unanswerable_removed_gold": 0, "random_negatives": 0, "chunks": len(split_chunks),
+                     "source_docs": len({q.group for q in split_questions}),
+                     "contexts_per_example": Counter()}
+            split_stats[split] = stats
+            sink = SplitWriter(out_dir / f"{split}.parquet")
+            ok = False
+            try:
+                index = BM25Index([f"{corpus.chunks[c].title}\n{corpus.chunks[c].text}" for c in split_chunks])
+                removals = choose_removals(split_questions, cfg.unanswerable_share, cfg.seed, split)
+                for b in range(0, len(split_questions), cfg.batch_size):
+                    batch = split_questions[b:b + cfg.batch_size]
+                    hits = index.search_many([q.question for q in batch], cfg.negatives_pool + cfg.k,
+                                             n_threads=cfg.bm25_threads)
+                    plans = [plan_example(q, gold[q.id], q.id in removals, [split_chunks[i] for i, _ in h],
+                                          split_chunks, corpus, cfg.seed, cfg.min_k, cfg.k)
+                             for q, h in zip(batch, hits)]
+                    rows = _write_rows(plans, corpus, cfg, writer, fallbacks, skips, stats,
+                                       WriteRequest, extractive_answer)
+                    sink.write(rows)
+                    if bar is not None:
+                        bar.update(len(batch))
+                ok = True
+            finally:
+                sink.close(ok)
+            stats["contexts_per_example"] = dict(sorted(stats["contexts_per_example"].items()))
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+
+    elapsed = time.perf_counter() - started
+    token_counts = [counter(c.text) for c in corpus.chunks] if len(corpus.chunks) <= 200_000 else []
+    total = sum(s["examples"] for s in split_stats.values())
+    result = {
+        "seed": cfg.seed,
+        "splits": split_stats,
+        "totals": {"examples": total,
+                   "answerable": sum(s["answerable"] for s in split_stats.values()),
+                   "unanswerable": sum(s["unanswerable"] for s in split_stats.values()),
+                   "questions_read": len(questions) + sum(v for k, v in skips.counts.items()
+                                                          if k not in ("answer_start_repaired", "generated_id"))},
+        "chunks": {"documents": len(corpus.docs), "chunks": len(corpus.chunks),
+                   "max_chunk_tokens": cfg.max_chunk_tokens,
+                   "token_counter": cfg.tokenizer or "estimate (2.45 tokens/word + 1/punctuation mark)",
+                   "tokens_mean": round(sum(token_counts) / max(1, len(token_counts)), 1),
+                   "tokens_max": max(token_counts, default=0)},
+        "writer": {"name": writer.name, "fallbacks": dict(sorted(fallbacks.items())),
+                   "fallbacks_total": sum(fallbacks.values()), **writer.stats()},
+        "skipped": skips.as_dict(),
+        "sources": sources,
+        "licenses": sorted({s["license"] or "unknown" for s in sources}),
+        "origins": sorted({s["origin"] for s in sources}),
+        "config": to_dict(cfg),
+        "elapsed_s": round(elapsed, 3),
+        "examples_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
+        "files": {f"{s}.parquet": sha256_file(out_dir / f"{s}.parquet") for s in SPLITS},
+    }
+    write_json(out_dir / "stats.json", result)
+    return result
+
+
+def _write_rows(plans: list[Planned], corpus: Corpus, cfg: BuildConfig, writer, fallbacks: Counter,
+                skips: SkipLog, stats: dict, WriteRequest, extractive_answer) -> list[dict]:
+    records: dict[int, dict] = {}
+
+    def record(c: int) -> dict:
+        if c not in records:
+            records[c] = corpus.chunks[c].to_record()
+        return records[c]
+
+    requests, request_rows = [], []
+    for i, p in enumerate(plans):
+        if p.gold is not None:
+            chunks = [corpus.chunks[c] for c in p.contexts]
+            requests.append(WriteRequest(p.question.question, chunks, p.contexts.index(p.gold) + 1,
+                                         p.question.gold_span, p.span_start))
+            request_rows.append(i)
+    answers: list[str | None] = []
+    for req in requests:     # the extractive answer is checked too: it is the fallback for all others
+        text = extractive_answer(req, cfg.cite_title)
+        problem = check_answer(text, req.gold_span, req.gold_number, len(req.contexts), cfg.check.min_overlap,
+                               max_answer_words=10 ** 6)
+        answers.append(text if problem is None else None)
+    if writer.name != "extractive" and requests:
+        generated = writer.write(requests)
+        for j, (req, text) in enumerate(zip(requests, generated)):
+            reason = "writer_error" if text is None else check_answer(
+                text, req.gold_span, req.gold_number, len(req.contexts), cfg.check.min_overlap,
+                cfg.check.max_answer_words)
+            if reason is None:
+                answers[j] = _finish_answer(text, req.gold_chunk.title, cfg.cite_title)
+            else:
+                fallbacks[reason] += 1
+    answer_of = dict(zip(request_rows, answers))
+    rows = []
+    for i, p in enumerate(plans):
+        q = p.question
+        if p.gold is not None:
+            answer = answer_of[i]
+            if answer is None:
+                skips.skip("extractive_check_failed", q.where,
+                           "no answer passed the check (the extractive sentence lost the span or citation)")
+                continue
+        else:
+            answer = REFUSAL
+            if not p.contexts:
+                skips.skip("no_negatives", q.where, "no chunk in the split can serve as context for a refusal",
+                           "add more documents")
+                continue
+        contexts = [record(c) for c in p.contexts]
+        rows.append({
+            "id": q.id, "question": q.question, "contexts": contexts, "answer": answer,
+            "gold_chunk_id": corpus.chunks[p.gold].id if p.gold is not None else None,
+            "answerable": p.gold is not None, "gold_span": q.gold_span if p.gold is not None else "",
+            "origin": q.origin, "source_doc": q.group,
+            "messages": chat_messages(q.question, [corpus.chunks[c] for c in p.contexts], answer),
+        })
+        stats["examples"] += 1
+        stats["answerable" if p.gold is not None else "unanswerable"] += 1
+        if p.kind == "natural":
+            stats["unanswerable_natural"] += 1
+        elif p.kind == "removed_gold":
+            stats["unanswerable_removed_gold"] += 1
+        stats["random_negatives"] += p.random_fill
+        stats["contexts_per_example"][len(p.contexts)] += 1
+    return rows
+
+
+def run_build_cli(args) -> int:
+    """Entry point of `rag-de build` (flags -> BuildInputs + BuildConfig)."""
+    import sys
+
+    from rag_de.config import ConfigError, load, overrides_from_args
+
+    if len(args.corpus) != len(args.qa):
+        print(f"error: give one --qa per --corpus (got {len(args.corpus)} --corpus, {len(args.qa)} --qa)",
+              file=sys.stderr)
+        return 2
+    try:
+        cfg = load(BuildConfig, args.config, overrides_from_args(args)).validate()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    inputs = BuildInputs(squad=list(args.squad), corpora=list(zip(args.corpus, args.qa)))
+    if not inputs.squad and not inputs.corpora:
+        inputs = BuildInputs.sample()
+        print(f"[build] no inputs given: using the shipped sample data in {SAMPLE_DATA}", file=sys.stderr)
+    try:
+        stats = build(inputs, args.out, cfg, progress=not os.environ.get("RAG_DE_NO_PROGRESS"))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(stats, args.out)
+    return 0
+
+
+def _print_summary(stats: dict, out: str) -> None:
+    sizes = ", ".join(f"{s} {v['examples']} ({v['unanswerable']} refusals)" for s, v in stats["splits"].items())
+    print(f"[build] {stats['totals']['examples']} examples -> {out}: {sizes}")
+    print(f"[build] {stats['chunks']['chunks']} chunks from {stats['chunks']['documents']} documents; "
+          f"{stats['examples_per_s']} examples/s; writer {stats['writer']['name']} "
+          f"({stats['writer']['fallbacks_total']} fallbacks)")
+    skipped = stats["skipped"]["counts"]
+    if skipped:
+        print("[build] skipped/repaired records: " + ", ".join(f"{k} {v}" for k, v in skipped.items())
+              + f" (details in {out}/stats.json)")
