@@ -122,7 +122,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             for v in VARIANTS for k in kinds}
     pending = {vk: [i for i, key in enumerate(ks) if key not in cache] for vk, ks in keys.items()}
     stats = {v: {"cache_hits": sum(len(keys[(v, k)]) - len(pending[(v, k)]) for k in kinds),
-                 "generated": 0, "seconds": 0.0} for v in VARIANTS}
+                 "generated": 0, "generation_seconds": 0.0, "loss_seconds": 0.0} for v in VARIANTS}
 
     # 3. Generate (and score loss) only what is missing.
     if any(pending.values()):
@@ -158,7 +158,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 bar.close()
                 if kind == "generation":
                     stats[variant]["generated"] += len(todo)
-                stats[variant]["seconds"] += time.perf_counter() - started
+                stats[variant][f"{kind}_seconds"] += round(time.perf_counter() - started, 2)
 
     # 4. Score, aggregate, report.
     return write_reports(config, rows, cache, keys, stats, kinds)

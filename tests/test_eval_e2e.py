@@ -200,7 +200,8 @@ def test_rerun_resumes_from_cache_without_generating(tiny):
         fh.write('{"key": "torn')
     assert rag_de(evaluate_args(tiny, out, "--limit", "3")) == 0
     second = json.loads((out / "results.json").read_text())
-    assert second["cache"]["base"] == {"cache_hits": 6, "generated": 0, "seconds": 0.0}
+    assert second["cache"]["base"] == {"cache_hits": 6, "generated": 0, "generation_seconds": 0.0,
+                                       "loss_seconds": 0.0}
     assert second["cache"]["adapter"]["generated"] == 0
     assert second["metrics"] == first["metrics"]
     # Six more examples than cached: only the missing three are generated.
