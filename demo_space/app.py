@@ -178,7 +178,7 @@ def build_app(settings: DemoSettings, model=None, tokenizer=None, index: ChunkIn
                                 type="filepath", elem_id="upload")
                 upload_status = gr.Markdown(service._corpus_status(), elem_id="upload-status")
                 with gr.Accordion("Generierungseinstellungen", open=False):
-                    max_new = gr.Slider(16, 512, value=settings.max_new_tokens, step=8, label="Max. neue Tokens")
+                    max_new = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max. neue Tokens")
                     temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05,
                                             label="Temperatur (0 = greedy)")
                     top_p = gr.Slider(0.1, 1.0, value=settings.top_p, step=0.05, label="Top-p")

@@ -110,3 +110,29 @@ def corpus_rows(chunks) -> list[dict]:
         rows.append({"id": f"q{i}", "question": f"Frage zu {chunk.title}?", "contexts": ctx,
                      "answer": "", "answerable": True})
     return rows
+
+
+def publish_tiny_stack(work: Path, prefix: str) -> dict:
+    """Publish a tiny base, its adapter and a corpus dataset to the local Hub (HF_ENDPOINT); returns ids."""
+    from datasets import Dataset, DatasetDict
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    ids = {"base": f"org/{prefix}-base", "adapter": f"org/{prefix}-adapter", "dataset": f"org/{prefix}-data"}
+    base_dir = save_tiny_base(work / "base")
+    adapter_dir = save_tiny_adapter(base_dir, work / "adapter", ids["base"])
+    for key, folder in (("base", base_dir), ("adapter", adapter_dir)):
+        api.create_repo(ids[key], exist_ok=True)
+        api.upload_folder(repo_id=ids[key], folder_path=str(folder), commit_message=f"tiny {key}")
+    rows = corpus_rows(catalog_chunks())
+    DatasetDict({"train": Dataset.from_list(rows[::2]), "test": Dataset.from_list(rows[1::2])}).push_to_hub(
+        ids["dataset"])
+    return ids
+
+
+def tiny_settings(ids: dict, **overrides):
+    from demo_space.settings import DemoSettings
+
+    values = dict(base_model=ids["base"], adapter=ids["adapter"], dataset=ids["dataset"], max_new_tokens=12)
+    values.update(overrides)
+    return DemoSettings(**values)
