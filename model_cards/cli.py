@@ -52,13 +52,13 @@ def _card_model(args: argparse.Namespace) -> int:
 def _card_dataset(args: argparse.Namespace) -> int:
     import json
 
-    from model_cards.dataset_card import render_dataset_card
-    from model_cards.publish import push_card, write_card
-
     stats_path = Path(args.data) / "stats.json"
     if not stats_path.exists():
         print(f"error: {stats_path} not found; pass the folder written by `rag-de build`", file=sys.stderr)
         return 2
+    from model_cards.dataset_card import render_dataset_card
+    from model_cards.publish import push_card, write_card
+
     text = render_dataset_card(json.loads(stats_path.read_text(encoding="utf-8")), args.repo)
     out = Path(args.out) if args.out else Path(args.data) / "README.md"
     write_card(out, text)
