@@ -70,16 +70,22 @@ def _example(data_dir: Path) -> tuple[str, str, str]:
     return "train", "", ""
 
 
-def render_dataset_card(data_dir: str | Path, repo_id: str) -> str:
-    """README.md for the dataset built in `data_dir` (which holds stats.json and the Parquet files)."""
+def render_dataset_card(stats_or_dir: str | Path | dict, repo_id: str, data_dir: str | Path | None = None) -> str:
+    """README.md for a built dataset: pass the `rag-de build --out` folder, or its stats.json as a dict
+    (then `data_dir`, if given, supplies the example conversation shown in the card)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    data_dir = Path(data_dir)
-    stats_path = data_dir / "stats.json"
-    if not stats_path.exists():
-        raise FileNotFoundError(f"{stats_path} is missing: pass the folder written by `rag-de build --out`")
-    stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    splits = [s for s in SPLITS if s in stats["splits"] and (data_dir / f"{s}.parquet").exists()]
+    if isinstance(stats_or_dir, dict):
+        stats = stats_or_dir
+    else:
+        data_dir = Path(stats_or_dir)
+        stats_path = data_dir / "stats.json"
+        if not stats_path.exists():
+            raise FileNotFoundError(f"{stats_path} is missing: pass the folder written by `rag-de build --out`")
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    data_dir = Path(data_dir) if data_dir is not None else None
+    splits = [s for s in SPLITS if s in stats["splits"] and stats["splits"][s]["examples"]
+              and (data_dir is None or (data_dir / f"{s}.parquet").exists())]
     license_id, license_note = inherited_license(stats.get("licenses", []))
     origins = stats.get("origins", [])
     total = stats["totals"]["examples"]
@@ -100,7 +106,7 @@ def render_dataset_card(data_dir: str | Path, repo_id: str) -> str:
     for v in stats["splits"].values():
         for n, c in v.get("contexts_per_example", {}).items():
             per_example[int(n)] = per_example.get(int(n), 0) + c
-    example_split, example_user, example_answer = _example(data_dir)
+    example_split, example_user, example_answer = _example(data_dir) if data_dir else ("", "", "")
     chunks = stats.get("chunks", {})
     writer = stats.get("writer", {})
     card = DatasetCard.from_template(
