@@ -923,9 +923,10 @@ def resolve_file(ctx: Ctx) -> Response:
 
 # ---------------------------------------------------------------------------------------------- Spaces
 def _space(ctx: Ctx, write: bool) -> Repo:
-    if ctx.repo_type() != "space":
-        raise errors.bad_request("Only Spaces have variables, secrets and a runtime")
-    return ctx.writable_repo("change this Space") if write else ctx.readable_repo()
+    repo = ctx.store.get_repo("space", f"{ctx.param('ns')}/{ctx.param('name')}")
+    if write:
+        return check_write(ctx.principal, repo, "change this Space")[1]
+    return check_read(ctx.principal, repo)
 
 
 def space_variables(ctx: Ctx, body: dict | None = None) -> dict:

@@ -344,8 +344,11 @@ class _SlowAfterHashing(io.BytesIO):
     """A file object whose reads become slow once the client has hashed it, so the upload is in flight long."""
 
     slow = False
+    broken = False
 
     def read(self, size: int = -1) -> bytes:
+        if self.broken:  # the client process "gives up": its retries cannot re-send the file
+            raise OSError("upload aborted by the test")
         if self.slow:
             time.sleep(0.02)
             size = 256 * 1024 if size is None or size < 0 else min(size, 256 * 1024)
@@ -391,13 +394,13 @@ def test_sigkill_during_large_commit_keeps_previous_commit(tmp_path):
         assert partial, "the upload never started"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        payload.broken = True
+        proc = start_hub(data_dir, port)
         uploader.join(60)
         assert failure, "the commit should have failed with the server killed"
-
-        proc = start_hub(data_dir, port)
         assert api.repo_info(repo).sha == before
         assert sorted(api.list_repo_files(repo)) == [".gitattributes", "keep.txt", "weights.bin"]
-        snap = Path(snapshot_download(repo, cache_dir=tmp_path / "cache", token=api.token))
+        snap = Path(snapshot_download(repo, cache_dir=tmp_path / "cache", token=api.token, endpoint=endpoint))
         got = _files(snap)
         got.pop(".gitattributes")
         assert got == files
