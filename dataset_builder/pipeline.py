@@ -192,6 +192,8 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
                 ok = True
             finally:
                 sink.close(ok)
+            if sink.rows == 0:       # datasets cannot load an empty Parquet split: leave it out
+                (out_dir / f"{split}.parquet").unlink()
             stats["contexts_per_example"] = dict(sorted(stats["contexts_per_example"].items()))
     finally:
         if bar is not None:
@@ -223,7 +225,8 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
         "config": to_dict(cfg),
         "elapsed_s": round(elapsed, 3),
         "examples_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
-        "files": {f"{s}.parquet": sha256_file(out_dir / f"{s}.parquet") for s in SPLITS},
+        "files": {f"{s}.parquet": sha256_file(out_dir / f"{s}.parquet") for s in SPLITS
+                  if (out_dir / f"{s}.parquet").exists()},
     }
     write_json(out_dir / "stats.json", result)
     return result
