@@ -1,0 +1,176 @@
+"""The dataset side of training: load the RAG dataset, check it, and turn it into TRL prompt-completion rows.
+
+Each row's `messages` (system + user with numbered chunks + assistant answer, built by
+`contract.chat_messages`) is split by `contract.split_messages` into `prompt` (system + user) and
+`completion` (the assistant turn). TRL's SFTTrainer renders both with the tokenizer's chat template
+(the prompt with the generation prompt, exactly `contract.render_prompt_text`, what evaluation and the
+demo send) and masks the prompt, so the loss covers the answer tokens and the end-of-turn token only.
+All checks here run before the model is loaded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dataset_builder.contract import split_messages
+from rag_de.config import ConfigError
+
+REQUIRED_COLUMNS = ("messages",)
+SPLITS = ("train", "validation", "test")
+
+
+def sample_dataset_dir() -> Path:
+    """The sample dataset that `rag-de train` without --dataset uses (built once from the shipped sample data)."""
+    from rag_de.base_model import cache_root
+
+    return cache_root() / "sample-dataset"
+
+
+def ensure_sample_dataset() -> Path:
+    """Build the sample dataset with `rag-de build` the first time it is needed."""
+    out = sample_dataset_dir()
+    if not any(out.glob("**/train*.parquet")):
+        print(f"[data] no --dataset given: building the sample dataset into {out} (rag-de build) ...", flush=True)
+        cmd = [sys.executable, "-m", "rag_de", "build", "--out", str(out)]
+        if subprocess.run(cmd).returncode != 0:
+            raise ConfigError(f"building the sample dataset failed ({' '.join(cmd)}); pass --dataset "
+                              "org/NAME or a folder of parquet files instead")
+    return out
+
+
+def local_split_files(folder: Path) -> dict[str, list[str]]:
+    """`folder/{split}.parquet`, `folder/{split}-*.parquet`, `folder/**/{split}/*.parquet` -> data_files."""
+    files: dict[str, list[str]] = {}
+    for split in SPLITS:
+        found = sorted({*folder.glob(f"**/{split}.parquet"), *folder.glob(f"**/{split}-*.parquet"),
+                        *folder.glob(f"**/{split}/*.parquet")})
+        if found:
+            files[split] = [str(p) for p in found]
+    return files
+
+
+def load_splits(dataset: str, revision: str | None = None):
+    """A DatasetDict from a local folder of parquet files or a Hub dataset id; plus its revision (commit sha)."""
+    from datasets import load_dataset
+
+    path = Path(dataset)
+    if path.exists():
+        files = local_split_files(path)
+        if "train" not in files:
+            raise ConfigError(f"{path}: no train parquet file found (expected train.parquet, train-*.parquet or "
+                              "train/*.parquet); build one with `rag-de build --out DIR`")
+        return load_dataset("parquet", data_files=files), None
+    if dataset.count("/") != 1:
+        raise ConfigError(f"data.dataset={dataset!r} is neither an existing folder nor a Hub id org/NAME")
+    from huggingface_hub import HfApi
+
+    sha = HfApi().dataset_info(dataset, revision=revision).sha
+    return load_dataset(dataset, revision=sha or revision), sha
+
+
+def check_columns(ds, where: str) -> None:
+    """A dataset without `messages` (or with malformed conversations) fails here, naming the fix."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise ConfigError(
+            f"{where}: column(s) {missing} missing (has {ds.column_names}). The trainer needs the `messages` "
+            "column of the spaces-rag-de schema (contract.chat_messages(question, contexts, answer)); "
+            "rebuild the dataset with `rag-de build`.")
+    if len(ds) == 0:
+        raise ConfigError(f"{where}: the split is empty")
+    for i, row in enumerate(ds.select(range(min(len(ds), 50)))):
+        messages = row["messages"]
+        try:
+            split_messages(messages)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{where}: record {i} (id={row.get('id', '?')}): {exc}; each `messages` must be "
+                              "system, user, assistant turns with role/content") from None
+        if any(not m.get("content") for m in messages):
+            raise ConfigError(f"{where}: record {i} (id={row.get('id', '?')}) has an empty turn")
+
+
+def to_prompt_completion(ds):
+    """messages -> {prompt: [system, user], completion: [assistant]} (TRL's conversational prompt-completion)."""
+
+    def split(row):
+        prompt, completion = split_messages(row["messages"])
+        return {"prompt": prompt, "completion": completion}
+
+    return ds.map(split, remove_columns=ds.column_names, desc="messages -> prompt/completion")
+
+
+def check_tokenizer(tokenizer, name: str) -> None:
+    """No chat template or pad == EOS would silently train a model that formats wrongly or never stops."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"model.name={name!r}: its tokenizer has no chat template, so the prompt cannot be rendered the way "
+            "evaluation and the demo render it. Use an instruct/chat model, or a tokenizer folder with a "
+            "chat_template set.")
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise ConfigError(f"model.name={name!r}: pad token equals EOS; the EOS label would be masked and the "
+                          "model would never learn to stop (load the tokenizer with rag_de.modeling.load_tokenizer)")
+
+
+def end_of_turn_token(tokenizer) -> str:
+    """The token the chat template closes the assistant turn with (`<|im_end|>` for ChatML).
+
+    TRL appends nothing to conversational rows: the template's end-of-turn is what the model must learn to
+    emit, so it has to be the tokenizer's EOS (generation stops on it).
+    """
+    probe = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "ANSWER"}]
+    text = tokenizer.apply_chat_template(probe, tokenize=False)
+    tail = text[text.rindex("ANSWER") + len("ANSWER"):]
+    for token in tokenizer.all_special_tokens:
+        if token and tail.lstrip().startswith(token):
+            return token
+    return tokenizer.eos_token
+
+
+def rendered_length(tokenizer, row) -> int:
+    """Tokens of prompt (with generation prompt) + completion, as TRL will tokenize the row."""
+    text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def drop_too_long(rows, tokenizer, max_length: int, where: str):
+    """Rows longer than max_length would lose the end of their answer and its EOS (TRL truncates the end),
+    teaching the model not to stop; they are dropped, counted, and an error is raised when none fit."""
+    lengths = [rendered_length(tokenizer, row) for row in rows]
+    keep = [i for i, n in enumerate(lengths) if n <= max_length]
+    if not keep:
+        raise ConfigError(f"{where}: all {len(lengths)} rows are longer than data.max_length={max_length} "
+                          f"(shortest {min(lengths)} tokens); raise data.max_length to at least {max(lengths)}")
+    if len(keep) < len(lengths):
+        print(f"[data] {where}: dropped {len(lengths) - len(keep)} of {len(lengths)} rows longer than "
+              f"data.max_length={max_length} tokens (longest {max(lengths)})", flush=True)
+    return rows.select(keep) if len(keep) < len(lengths) else rows
+
+
+def prepare(conf_data, tokenizer, model_name: str):
+    """(train rows, eval rows or None, dataset revision), all checked; nothing heavy is loaded."""
+    dataset = conf_data.dataset or str(ensure_sample_dataset())
+    splits, revision = load_splits(dataset, conf_data.revision)
+    check_tokenizer(tokenizer, model_name)
+    if conf_data.train_split not in splits:
+        raise ConfigError(f"{dataset}: no split {conf_data.train_split!r} (has {list(splits)})")
+    train = splits[conf_data.train_split]
+    check_columns(train, f"{dataset} [{conf_data.train_split}]")
+    train = train.shuffle(seed=conf_data.shuffle_seed)
+    if conf_data.max_train_samples:
+        train = train.select(range(min(conf_data.max_train_samples, len(train))))
+    evaluation = None
+    if conf_data.eval_split:
+        if conf_data.eval_split not in splits:
+            raise ConfigError(f"{dataset}: no split {conf_data.eval_split!r} for eval (has {list(splits)}); "
+                              "set data.eval_split=null to train without eval")
+        evaluation = splits[conf_data.eval_split]
+        check_columns(evaluation, f"{dataset} [{conf_data.eval_split}]")
+        if conf_data.max_eval_samples:
+            evaluation = evaluation.select(range(min(conf_data.max_eval_samples, len(evaluation))))
+        evaluation = drop_too_long(to_prompt_completion(evaluation), tokenizer, conf_data.max_length,
+                                   f"{dataset} [{conf_data.eval_split}]")
+    train = drop_too_long(to_prompt_completion(train), tokenizer, conf_data.max_length,
+                          f"{dataset} [{conf_data.train_split}]")
+    return train, evaluation, revision, dataset

@@ -1,0 +1,380 @@
+"""`rag-de train`: (Q)LoRA supervised fine-tuning with TRL's SFTTrainer, top to bottom.
+
+    config -> checks (no model yet) -> tokenizer + data -> base model (4-bit NF4 or not) -> LoRA
+    -> SFTTrainer.train (resumable) -> run folder (adapter, state, config, summary, card) -> Hub push
+
+TRL, PEFT, transformers and bitsandbytes do the work; this file only decides their settings from a
+`TrainConfig` and writes the run folder that evaluation and the cards read. It runs the same under
+`python -m rag_de train` and `accelerate launch -m rag_de train` (DDP, FSDP, DeepSpeed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rag_de import config as cfg
+from rag_de.atomic import write_json, write_text
+from rag_de.base_model import hub_id
+from rag_de.config import ConfigError
+from rag_de.modeling import QuantizationSettings
+from training_space import data as data_mod
+from training_space.config import CPU_PRESET, TrainConfig, distributed_backend, target_device, validate
+
+ADAPTER_DIR = "adapter"
+HUB_CHECKPOINT_DIR = "last-checkpoint"   # where hub_strategy="checkpoint" pushes the latest checkpoint
+
+
+def load_config(path: str | os.PathLike | None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults (reference recipe) <- YAML (default: the CPU preset) <- CLI overrides."""
+    return cfg.load(TrainConfig, path or CPU_PRESET, overrides)
+
+
+def log(msg: str) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"[train] {msg}", flush=True)
+
+
+# -----------------------------------------------------------------------------------------------
+# Decisions that depend on the machine, made before anything heavy loads
+
+def bnb_4bit_works(device: str) -> bool:
+    """Whether bitsandbytes can quantize and dequantize NF4 on `device` here (CPU support is recent)."""
+    try:
+        import torch
+        from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+
+        weight = torch.randn(64, 64, device=device)
+        packed, state = quantize_4bit(weight, quant_type="nf4")
+        return bool(torch.isfinite(dequantize_4bit(packed, state)).all())
+    except Exception as exc:  # any import/kernel failure means "not on this machine"
+        log(f"bitsandbytes 4-bit is not available on {device}: {type(exc).__name__}: {exc}")
+        return False
+
+
+def quantization_settings(conf: TrainConfig, device: str) -> QuantizationSettings:
+    q = conf.quantization
+    if q.kind != "none" and not bnb_4bit_works(device):
+        if not q.cpu_fallback:
+            raise ConfigError(f"quantization.kind={q.kind} but bitsandbytes 4-bit does not run on {device}; "
+                              "install bitsandbytes>=0.48 or set quantization.kind=none")
+        log(f"FALLBACK: training non-quantized LoRA (quantization: none) instead of {q.kind} QLoRA")
+        conf.quantization = replace(q, kind="none")
+        return QuantizationSettings(kind="none")
+    return QuantizationSettings(kind=q.kind, double_quant=q.double_quant, compute_dtype=q.compute_dtype)
+
+
+def process_device(device: str) -> str:
+    """This process's device: its own GPU under DDP; CPU (sharded later) under FSDP/DeepSpeed."""
+    if device.startswith("cuda") and distributed_backend() == "multi":
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return device
+
+
+def check_trackers(report_to: list[str]) -> list[str]:
+    import importlib.util
+
+    wanted = [r for r in report_to if r != "none"]
+    for tracker in wanted:
+        module = {"tensorboard": "tensorboard"}.get(tracker, tracker)
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"tracking.report_to includes {tracker!r} but the package is not installed: "
+                              f"pip install {tracker} (or set tracking.report_to=none)")
+    return wanted or ["none"]
+
+
+def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool):
+    """TrainConfig -> TRL SFTConfig: the one place where our keys meet transformers/TRL's."""
+    from trl import SFTConfig
+
+    t, d = conf.training, conf.data
+    on_cuda = device.startswith("cuda")
+    bf16 = t.bf16 if t.bf16 is not None else (on_cuda and _cuda_bf16())
+    optim = t.optim
+    if optim.startswith("paged_") and not on_cuda:
+        optim = "adamw_torch"
+        log(f"training.optim={t.optim} pages optimizer state through CUDA; using {optim} on {device}")
+    return SFTConfig(
+        output_dir=t.output_dir,
+        seed=t.seed,
+        data_seed=d.shuffle_seed,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_steps if t.warmup_steps < 1 else int(t.warmup_steps),
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=optim,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        bf16=bool(bf16),
+        fp16=t.fp16,
+        use_liger_kernel=t.use_liger_kernel,
+        use_cpu=not on_cuda,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=t.load_best_model_at_end and has_eval,
+        metric_for_best_model=t.metric_for_best_model,
+        greater_is_better=False if t.metric_for_best_model.endswith("loss") else None,
+        dataloader_num_workers=t.dataloader_num_workers,
+        report_to=check_trackers(conf.tracking.report_to),
+        run_name=conf.tracking.run_name,
+        project=conf.tracking.project,
+        # Data: conversational prompt-completion rows, loss on the completion (answer + end-of-turn) only.
+        max_length=d.max_length,
+        packing=d.packing,
+        packing_strategy="bfd",
+        padding_free=d.packing,
+        completion_only_loss=True,
+        eos_token=eos_token,
+        # Hub: each checkpoint is pushed (as last-checkpoint/) only when asked; the final push is ours.
+        push_to_hub=bool(conf.hub.model_id and conf.hub.push_each_save),
+        hub_model_id=conf.hub.model_id,
+        hub_strategy="checkpoint",
+        hub_private_repo=conf.hub.private,
+        disable_tqdm=False,
+    )
+
+
+def _cuda_bf16() -> bool:
+    from training_space.config import cuda_supports_bf16
+
+    return cuda_supports_bf16()
+
+
+def custom_collator(spec: str | None, tokenizer):
+    if not spec:
+        return None
+    import importlib
+
+    module_name, _, cls_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"data.collator={spec!r}: cannot import it ({exc}); use 'package.module:ClassName'")
+    return cls(tokenizer=tokenizer) if "tokenizer" in getattr(cls, "__dataclass_fields__", {}) else cls()
+
+
+# -----------------------------------------------------------------------------------------------
+# Resume: the last checkpoint in the run folder, else the Hub repo's last-checkpoint/
+
+def last_checkpoint(conf: TrainConfig) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(conf.training.output_dir)
+    if out.is_dir():
+        found = get_last_checkpoint(str(out))
+        if found:
+            return found
+        if (out / HUB_CHECKPOINT_DIR / "trainer_state.json").exists():
+            return str(out / HUB_CHECKPOINT_DIR)
+    if conf.hub.model_id:
+        from huggingface_hub import HfApi, snapshot_download
+
+        api = HfApi()
+        if api.repo_exists(conf.hub.model_id):
+            files = api.list_repo_files(conf.hub.model_id)
+            if any(f.startswith(f"{HUB_CHECKPOINT_DIR}/") for f in files):
+                log(f"resuming from {conf.hub.model_id}/{HUB_CHECKPOINT_DIR} on the Hub")
+                snapshot_download(conf.hub.model_id, allow_patterns=[f"{HUB_CHECKPOINT_DIR}/*"], local_dir=out)
+                return str(out / HUB_CHECKPOINT_DIR)
+    return None
+
+
+# -----------------------------------------------------------------------------------------------
+# The run
+
+def train(conf: TrainConfig, resume: bool = False) -> Path:
+    """Train, write the run folder, push; returns the run folder."""
+    import torch
+
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    device = target_device(conf)
+    validate(conf, device)
+    if conf.model.dtype in ("bfloat16", "bf16") and not device.startswith("cuda"):
+        from training_space.config import cpu_supports_bf16
+
+        if not cpu_supports_bf16():
+            raise ConfigError(f"model.dtype={conf.model.dtype} on {device} without native bf16: >6x slower. "
+                              "Set model.dtype=float32 and quantization.compute_dtype=float32 (as the CPU "
+                              f"preset {CPU_PRESET.name} does).")
+    run_dir = Path(conf.training.output_dir)
+
+    # 1. tokenizer and data: every input check happens here, before the model is loaded
+    from rag_de.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(conf.model.name, revision=conf.model.revision, padding_side="right")
+    train_rows, eval_rows, dataset_revision, dataset_name = data_mod.prepare(conf.data, tokenizer, conf.model.name)
+    eos_token = data_mod.end_of_turn_token(tokenizer)
+    collator = custom_collator(conf.data.collator, tokenizer)
+    quant = quantization_settings(conf, device)
+    args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None)
+    resume_from = last_checkpoint(conf) if resume else None
+    if resume and resume_from is None:
+        log(f"--resume: no checkpoint in {run_dir} or on the Hub; starting from step 0")
+    log(f"{len(train_rows)} train / {len(eval_rows) if eval_rows is not None else 0} eval rows from "
+        f"{dataset_name}; base {conf.model.name}; quantization {quant.kind}; device {device}")
+
+    # 2. the base model (frozen, 4-bit NF4 unless quantization: none) and the LoRA adapter
+    from peft import LoraConfig, prepare_model_for_kbit_training
+    from rag_de.modeling import load_causal_lm
+    from trl import SFTTrainer
+
+    model = load_causal_lm(conf.model.name, quant, dtype=conf.model.dtype, device=process_device(device),
+                           revision=conf.model.revision, attn_implementation=conf.model.attn_implementation,
+                           tokenizer=tokenizer)
+    if quant.kind != "none" and conf.quantization.upcast_non_quantized:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=conf.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    targets = conf.lora.target_modules
+    lora = LoraConfig(r=conf.lora.r, lora_alpha=conf.lora.alpha, lora_dropout=conf.lora.dropout,
+                      bias=conf.lora.bias, task_type=conf.lora.task_type,
+                      target_modules="all-linear" if targets == ["all-linear"] else targets)
+
+    # 3. the trainer: TRL tokenizes prompt/completion with the chat template and masks the prompt
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
+                         processing_class=tokenizer, peft_config=lora, data_collator=collator)
+    base_id = hub_id(conf.model.name)
+    for peft_conf in trainer.model.peft_config.values():
+        peft_conf.base_model_name_or_path = base_id   # the Hub id in every saved adapter_config.json
+    if quant.kind != "none" and quant.compute_dtype in ("float32", "fp32"):
+        # TRL stores LoRA weights of 4-bit models in bf16 (QLoRA paper); with fp32 compute (CPUs without bf16)
+        # they stay fp32, or every LoRA matmul would run emulated bf16.
+        for param in trainer.model.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+    if trainer.is_world_process_zero():
+        trainer.model.print_trainable_parameters()
+
+    # 4. train (resumes step, optimizer, scheduler and RNG from the checkpoint)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    runtime = time.time() - t0
+
+    # 5. the run folder and the push (main process only)
+    if trainer.is_world_process_zero():
+        summary = {
+            "base_model": base_id,
+            "dataset": dataset_name if not Path(dataset_name).exists() else Path(dataset_name).name,
+            "dataset_revision": dataset_revision,
+            "hub_model_id": conf.hub.model_id,
+            "hardware": hardware(device),
+            "quantization": quant.kind,
+            "train_runtime_s": round(runtime, 1),
+            "train_tokens": int(trainer._total_train_tokens),
+            "tokens_per_s": round(trainer._total_train_tokens / max(runtime, 1e-9), 1),
+            "peak_memory_gb": round(peak_memory_gb(device), 2),
+            "global_step": trainer.state.global_step,
+            "epochs": round(trainer.state.epoch or 0.0, 3),
+            "train_loss": round(result.training_loss, 4),
+            "eval_loss": best_eval_loss(trainer.state.log_history),
+            "started_at": started_at,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_run_folder(trainer, conf, run_dir, summary)
+        if conf.hub.model_id:
+            push_run(run_dir, conf.hub.model_id, private=conf.hub.private)
+    trainer.accelerator.wait_for_everyone()
+    return run_dir
+
+
+def best_eval_loss(history: list[dict]) -> float | None:
+    losses = [row["eval_loss"] for row in history if "eval_loss" in row]
+    return round(min(losses), 4) if losses else None
+
+
+def hardware(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        n = torch.cuda.device_count()
+        return f"{n}x {torch.cuda.get_device_name(0)}"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    procs = f", {world} processes" if world > 1 else ""
+    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads{procs})"
+
+
+def peak_memory_gb(device: str) -> float:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # Linux: KiB -> GiB (process RSS)
+
+
+def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict) -> None:
+    """adapter/ (+ tokenizer), trainer_state.json, train_config.yaml, train_summary.json, README.md."""
+    import yaml
+
+    adapter = run_dir / ADAPTER_DIR
+    tmp = run_dir / f".{ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    trainer.processing_class.save_pretrained(tmp)
+    shutil.rmtree(adapter, ignore_errors=True)
+    os.replace(tmp, adapter)
+    write_text(run_dir / "trainer_state.json", json.dumps(
+        {"global_step": trainer.state.global_step, "best_model_checkpoint": _relative(trainer.state.best_model_checkpoint),
+         "best_metric": trainer.state.best_metric, "log_history": trainer.state.log_history}, indent=2) + "\n")
+    resolved = cfg.to_dict(conf)
+    resolved["model"]["name"] = summary["base_model"]
+    resolved["data"]["dataset"] = summary["dataset"]
+    resolved["training"]["output_dir"] = "."
+    write_text(run_dir / "train_config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    write_json(run_dir / "train_summary.json", summary)
+    try:
+        from model_cards.model_card import render_model_card
+    except ImportError as exc:
+        log(f"WARNING: no model card written ({exc}); run `rag-de card model --run-dir {run_dir}` later")
+        return
+    write_text(run_dir / "README.md", render_model_card(run_dir, hub_model_id=conf.hub.model_id))
+    log(f"run folder: {run_dir} (adapter/, trainer_state.json, train_config.yaml, train_summary.json, README.md)")
+
+
+def _relative(path: str | None) -> str | None:
+    return Path(path).name if path else None
+
+
+RUN_FILES = ("train_config.yaml", "trainer_state.json", "train_summary.json", "README.md")
+
+
+def push_run(run_dir: Path, repo_id: str, private: bool = False) -> str:
+    """Adapter + tokenizer at the repo root (so PeftModel.from_pretrained(base, repo) works) and the run
+    files, in ONE commit: a reader never sees an adapter without its card and config."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p))
+           for p in sorted((run_dir / ADAPTER_DIR).iterdir()) if p.is_file()]
+    ops += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(run_dir / name))
+            for name in RUN_FILES if (run_dir / name).exists()]
+    info = api.create_commit(repo_id, operations=ops, commit_message=f"Adapter, card and run files from {run_dir.name}")
+    log(f"pushed {len(ops)} files to {repo_id} in one commit ({info.oid[:10]})")
+    return info.oid
+
+
+if __name__ == "__main__":  # python -m training_space.train [--config ...]: same as `rag-de train`
+    from rag_de.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))
