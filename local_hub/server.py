@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from local_hub.settings import HubSettings
@@ -19,5 +18,5 @@ def serve(data_dir: str, host: str = "127.0.0.1", port: int = 8080, log_level: s
     print(f"local hub serving {data_dir} on http://{host}:{port} "
           f"(export HF_ENDPOINT=http://{host}:{port} HF_TOKEN=$(cat {data_dir}/token))", file=sys.stderr, flush=True)
     # uvicorn's access log prints request lines only (no headers), so Authorization never reaches it.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=logging.getLevelName(
-        log_level.upper()) == "DEBUG", timeout_keep_alive=30)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                timeout_keep_alive=30)
