@@ -61,10 +61,14 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict:
-        """Parquet-friendly form: `metadata` is JSON text so every source shares one schema."""
+        """Parquet-friendly form: `metadata` is JSON text so every source shares one schema.
+
+        Key order is kept (not sorted): chunks rebuilt with `from_record` render exactly as the
+        original, so a prompt re-rendered from the `contexts` column equals the training prompt.
+        """
         return {
             "id": self.id, "title": self.title, "source": self.source, "text": self.text,
-            "metadata": json.dumps(self.metadata, ensure_ascii=False, sort_keys=True),
+            "metadata": json.dumps(self.metadata, ensure_ascii=False),
         }
 
     @classmethod
