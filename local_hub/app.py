@@ -917,8 +917,10 @@ def resolve_file(ctx: Ctx) -> Response:
     if entry.lfs:
         headers["X-Linked-Etag"] = f'"{entry.sha256}"'
         headers["X-Linked-Size"] = str(entry.size)
-    return FileResponse(ctx.store.blob_path(entry.sha256), headers=headers, media_type="application/octet-stream",
-                        filename=None, stat_result=None)
+    response = FileResponse(ctx.store.blob_path(entry.sha256), headers=headers,
+                            media_type="application/octet-stream")
+    response.chunk_size = 1 << 20  # 64 KiB by default: larger sends are markedly faster for model files
+    return response
 
 
 # ---------------------------------------------------------------------------------------------- Spaces

@@ -1,0 +1,110 @@
+"""Benchmark the local Hub with the real huggingface_hub client: LFS upload/download throughput and
+commit rate (sequential and 8 threads), against a fresh server in a temporary folder.
+
+    python scripts/bench_hub.py --size_mb 100 --commits 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag_de.config import add_dataclass_arguments, load, overrides_from_args  # noqa: E402
+
+
+@dataclass
+class BenchConfig:
+    size_mb: int = field(default=100, metadata={"help": "size of the LFS file to upload and download"})
+    commits: int = field(default=50, metadata={"help": "sequential small commits to time"})
+    threads: int = field(default=8, metadata={"help": "threads for the concurrent commit run"})
+    commits_per_thread: int = field(default=10, metadata={"help": "commits per thread in the concurrent run"})
+
+
+def _start(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "local_hub", "hub", "serve", "--data-dir", str(data_dir),
+                             "--port", str(port)], cwd=ROOT, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("local hub did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_arguments(parser, BenchConfig)
+    cfg = load(BenchConfig, overrides=overrides_from_args(parser.parse_args()))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+    os.environ.update(HF_HOME=str(tmp / "hf"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    proc, endpoint = _start(tmp / "hub")
+    os.environ["HF_ENDPOINT"] = endpoint
+    from local_hub.compat import prefer_lfs_uploads
+
+    prefer_lfs_uploads(endpoint)
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+
+    try:
+        api = HfApi(endpoint=endpoint, token=(tmp / "hub" / "token").read_text().strip())
+        api.create_repo("org/bench")
+        big = tmp / "big.bin"
+        with open(big, "wb") as f:
+            for _ in range(cfg.size_mb):
+                f.write(os.urandom(1 << 20))
+        t = time.perf_counter()
+        api.upload_file(path_or_fileobj=big, path_in_repo="big.bin", repo_id="org/bench")
+        up = time.perf_counter() - t
+        t = time.perf_counter()
+        hf_hub_download("org/bench", "big.bin", token=api.token, cache_dir=tmp / "cache")
+        down = time.perf_counter() - t
+
+        t = time.perf_counter()
+        for i in range(cfg.commits):
+            api.create_commit("org/bench", [CommitOperationAdd(f"s/{i}.txt", b"%d" % i)], commit_message=f"c{i}")
+        seq = time.perf_counter() - t
+
+        def worker(k: int) -> None:
+            for i in range(cfg.commits_per_thread):
+                api.create_commit("org/bench", [CommitOperationAdd(f"p/{k}-{i}.txt", b"x")], commit_message="p")
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(cfg.threads)]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        par = time.perf_counter() - t
+        n_par = cfg.threads * cfg.commits_per_thread
+        print(f"{'measure':<38}{'value':>12}")
+        print(f"{'LFS upload ' + str(cfg.size_mb) + ' MB (hash+PUT+commit)':<38}{cfg.size_mb / up:>9.1f} MB/s")
+        print(f"{'download ' + str(cfg.size_mb) + ' MB (hf_hub_download)':<38}{cfg.size_mb / down:>9.1f} MB/s")
+        print(f"{'sequential small commits':<38}{cfg.commits / seq:>7.1f} commits/s")
+        print(f"{f'{cfg.threads} threads x {cfg.commits_per_thread} commits':<38}{n_par / par:>7.1f} commits/s")
+        print(f"{'concurrent / sequential rate':<38}{(n_par / par) / (cfg.commits / seq):>11.2f}x")
+        print(f"(fresh server on {endpoint}, data in a temp dir; {os.cpu_count()} CPUs)")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
