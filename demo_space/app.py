@@ -28,7 +28,7 @@ EXAMPLES = [
     "Wie hoch ist die Semestergebühr an der Hochschule?",
 ]
 INTRO = (
-    "# 🎓 Modulkatalog-Assistent\n"
+    "# Modulkatalog-Assistent\n"
     "Stelle eine Frage auf Deutsch. Die Antwort stützt sich nur auf die gefundenen Abschnitte, nennt ihre "
     "Quelle als **[n]** – oder sagt, dass die Abschnitte keine Antwort enthalten."
 )
@@ -64,7 +64,7 @@ class DemoService:
                 errors.append(f"⚠️ „{_display_name(path)}“ konnte nicht gelesen werden ({type(exc).__name__}).")
         lines = []
         if loaded:
-            lines.append("✅ Gesucht wird jetzt in deinen Dokumenten: " + ", ".join(loaded) + ".")
+            lines.append("✔ Gesucht wird jetzt in deinen Dokumenten: " + ", ".join(loaded) + ".")
         else:
             lines.append("Keine Datei konnte verwendet werden; gesucht wird weiter im " + self._corpus_name() + ".")
         return (ChunkIndex(chunks) if chunks else None), "\n\n".join(lines + errors)

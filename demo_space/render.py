@@ -48,14 +48,14 @@ def sources_html(hits: Sequence[Hit], cited: Sequence[int] = ()) -> str:
 def final_answer_markdown(raw: str, parsed: ParsedAnswer, hits: Sequence[Hit]) -> str:
     """The finished answer: a refusal marked as such, else the text plus the cited source(s)."""
     if parsed.is_refusal:
-        return f"🚫 **Keine Antwort in den Quellen** – das Modell verweigert die Antwort:\n\n> {raw.strip()}"
-    lines = [raw.strip() or "_(leere Antwort)_"]
+        return f"✖ **Keine Antwort in den Quellen** – das Modell verweigert die Antwort:\n\n> {plain(raw)}"
+    lines = [plain(raw) or "_(leere Antwort)_"]
     valid = [n for n in parsed.cited if 1 <= n <= len(hits)]
     wrong = [n for n in parsed.cited if n not in valid]
     for n in valid:
         chunk = hits[n - 1].chunk
         source = f" ({chunk.source})" if chunk.source else ""
-        lines.append(f"📄 **Quelle [{n}]:** {chunk.title or chunk.id}{source}")
+        lines.append(f"**Quelle [{n}]:** {chunk.title or chunk.id}{source}")
     if wrong:
         lines.append(f"⚠️ Zitiert nicht vorhandene Abschnitte: {', '.join(f'[{n}]' for n in wrong)}")
     if not parsed.cited:
@@ -63,5 +63,10 @@ def final_answer_markdown(raw: str, parsed: ParsedAnswer, hits: Sequence[Hit]) -
     return "\n\n".join(lines)
 
 
+def plain(text: str) -> str:
+    """Model text as a Markdown paragraph: indentation would turn it into a code block."""
+    return "\n".join(line.strip() for line in (text or "").strip().splitlines())
+
+
 def streaming_markdown(partial: str) -> str:
-    return (partial or "") + " ▌"
+    return plain(partial) + " ▌"
