@@ -40,10 +40,11 @@ def test_space_holds_app_modules_requirements_and_a_card_in_one_commit(deployed)
     assert not any(f.startswith(("local_hub/", "training_space/", "tests/")) or f.endswith("cli.py") for f in files)
     commits = api.list_repo_commits(SPACE, repo_type="space")
     assert commits[0].title.startswith("Deploy demo")
-    # One commit brought everything: the revision before it holds none of the files.
+    # One commit brought everything: the revision before it holds none of the files (only what
+    # create_repo wrote: .gitattributes and a stub README.md, replaced by the card in the same commit).
     before = set(api.list_repo_files(SPACE, repo_type="space", revision=commits[1].commit_id)) if len(commits) > 1 \
         else set()
-    assert not before & (files - {".gitattributes"})
+    assert not before & (files - {".gitattributes", "README.md"})
     info = api.space_info(SPACE)
     assert info.sdk == "gradio"
 
