@@ -157,7 +157,8 @@ def prepare(conf_data, tokenizer, model_name: str):
         raise ConfigError(f"{dataset}: no split {conf_data.train_split!r} (has {list(splits)})")
     train = splits[conf_data.train_split]
     check_columns(train, f"{dataset} [{conf_data.train_split}]")
-    train = train.shuffle(seed=conf_data.shuffle_seed)
+    train = drop_too_long(to_prompt_completion(train.shuffle(seed=conf_data.shuffle_seed)), tokenizer,
+                          conf_data.max_length, f"{dataset} [{conf_data.train_split}]")
     if conf_data.max_train_samples:
         train = train.select(range(min(conf_data.max_train_samples, len(train))))
     evaluation = None
@@ -167,10 +168,8 @@ def prepare(conf_data, tokenizer, model_name: str):
                               "set data.eval_split=null to train without eval")
         evaluation = splits[conf_data.eval_split]
         check_columns(evaluation, f"{dataset} [{conf_data.eval_split}]")
-        if conf_data.max_eval_samples:
-            evaluation = evaluation.select(range(min(conf_data.max_eval_samples, len(evaluation))))
         evaluation = drop_too_long(to_prompt_completion(evaluation), tokenizer, conf_data.max_length,
                                    f"{dataset} [{conf_data.eval_split}]")
-    train = drop_too_long(to_prompt_completion(train), tokenizer, conf_data.max_length,
-                          f"{dataset} [{conf_data.train_split}]")
+        if conf_data.max_eval_samples:
+            evaluation = evaluation.select(range(min(conf_data.max_eval_samples, len(evaluation))))
     return train, evaluation, revision, dataset

@@ -17,7 +17,7 @@ import resource
 import shutil
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -201,11 +201,22 @@ def last_checkpoint(conf: TrainConfig) -> str | None:
 # -----------------------------------------------------------------------------------------------
 # The run
 
-def train(conf: TrainConfig, resume: bool = False) -> Path:
-    """Train, write the run folder, push; returns the run folder."""
-    import torch
+@dataclass
+class Run:
+    """A trainer ready to go, and what the run folder needs to know about how it was set up."""
 
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    trainer: object
+    conf: TrainConfig
+    device: str
+    quantization: str
+    base_id: str
+    dataset: str
+    dataset_revision: str | None
+    resume_from: str | None
+
+
+def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
+    """Checks, tokenizer, data, base model, LoRA and the SFTTrainer; nothing trained yet."""
     device = target_device(conf)
     validate(conf, device)
     if conf.model.dtype in ("bfloat16", "bf16") and not device.startswith("cuda"):
@@ -215,7 +226,6 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
             raise ConfigError(f"model.dtype={conf.model.dtype} on {device} without native bf16: >6x slower. "
                               "Set model.dtype=float32 and quantization.compute_dtype=float32 (as the CPU "
                               f"preset {CPU_PRESET.name} does).")
-    run_dir = Path(conf.training.output_dir)
 
     # 1. tokenizer and data: every input check happens here, before the model is loaded
     from rag_de.modeling import load_tokenizer
@@ -228,7 +238,7 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
     args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None)
     resume_from = last_checkpoint(conf) if resume else None
     if resume and resume_from is None:
-        log(f"--resume: no checkpoint in {run_dir} or on the Hub; starting from step 0")
+        log(f"--resume: no checkpoint in {conf.training.output_dir} or on the Hub; starting from step 0")
     log(f"{len(train_rows)} train / {len(eval_rows) if eval_rows is not None else 0} eval rows from "
         f"{dataset_name}; base {conf.model.name}; quantization {quant.kind}; device {device}")
 
@@ -261,6 +271,16 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
         for param in trainer.model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
+    return Run(trainer, conf, device, quant.kind, base_id, dataset_name, dataset_revision, resume_from)
+
+
+def train(conf: TrainConfig, resume: bool = False) -> Path:
+    """Train, write the run folder, push; returns the run folder."""
+    import torch
+
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run = build_trainer(conf, resume)
+    trainer, device, run_dir = run.trainer, run.device, Path(conf.training.output_dir)
     if trainer.is_world_process_zero():
         trainer.model.print_trainable_parameters()
 
@@ -268,18 +288,18 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
     runtime = time.time() - t0
 
     # 5. the run folder and the push (main process only)
     if trainer.is_world_process_zero():
         summary = {
-            "base_model": base_id,
-            "dataset": dataset_name if not Path(dataset_name).exists() else Path(dataset_name).name,
-            "dataset_revision": dataset_revision,
+            "base_model": run.base_id,
+            "dataset": run.dataset if not Path(run.dataset).exists() else Path(run.dataset).name,
+            "dataset_revision": run.dataset_revision,
             "hub_model_id": conf.hub.model_id,
             "hardware": hardware(device),
-            "quantization": quant.kind,
+            "quantization": run.quantization,
             "train_runtime_s": round(runtime, 1),
             "train_tokens": int(trainer._total_train_tokens),
             "tokens_per_s": round(trainer._total_train_tokens / max(runtime, 1e-9), 1),
@@ -342,12 +362,12 @@ def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict) -
     resolved["training"]["output_dir"] = "."
     write_text(run_dir / "train_config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     write_json(run_dir / "train_summary.json", summary)
+    from model_cards.model_card import render_model_card
+
     try:
-        from model_cards.model_card import render_model_card
-    except ImportError as exc:
-        log(f"WARNING: no model card written ({exc}); run `rag-de card model --run-dir {run_dir}` later")
-        return
-    write_text(run_dir / "README.md", render_model_card(run_dir, hub_model_id=conf.hub.model_id))
+        write_text(run_dir / "README.md", render_model_card(run_dir, hub_model_id=conf.hub.model_id))
+    except ValueError as exc:   # e.g. a base model given as a local folder: a card must name a Hub id
+        log(f"WARNING: no model card written: {exc}")
     log(f"run folder: {run_dir} (adapter/, trainer_state.json, train_config.yaml, train_summary.json, README.md)")
 
 
