@@ -11,7 +11,7 @@ from evaluation.metrics import LABELS, LOWER_IS_BETTER
 from rag_de.atomic import write_bytes, write_text
 
 FAILURE_KINDS = {
-    "wrong_citation": "Wrong citation (answerable, answered, first citation is not the gold chunk)",
+    "wrong_citation": "Wrong citation (answerable, answered, first citation missing or not the gold chunk)",
     "missed_refusal": "Missed refusal (unanswerable, but the model answered)",
     "needless_refusal": "Needless refusal (answerable, but the model refused)",
     "hallucinated": "Hallucinated content (faithfulness proxy below the threshold)",

@@ -265,3 +265,28 @@ def test_missing_split_names_the_splits_found(tiny, tmp_path, capsys, no_model_l
     args[args.index("--split") + 1] = "validation"
     assert rag_de(args) == 2
     assert "no parquet file for split 'validation'" in capsys.readouterr().err
+
+
+def test_evaluate_reads_dataset_and_adapter_from_the_hub(tiny, tmp_path, local_hub):
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo("org/eval-tiny-data", repo_type="dataset", exist_ok=True)
+    api.upload_file(path_or_fileobj=str(tiny["data"] / "test.parquet"), repo_type="dataset",
+                    path_in_repo="data/test-00000-of-00001.parquet", repo_id="org/eval-tiny-data")
+    api.create_repo("org/eval-tiny-adapter", exist_ok=True)
+    api.upload_folder(folder_path=str(tiny["adapter"]), repo_id="org/eval-tiny-adapter")
+    args = ["evaluate", "--base", str(tiny["base"]), "--adapter", "org/eval-tiny-adapter", "--dataset",
+            "org/eval-tiny-data", "--split", "test", "--out", str(tmp_path / "out"), "--limit", "2",
+            "--max-new-tokens", "4", "--quantization", "none"]
+    assert rag_de(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["config"]["dataset"] == "org/eval-tiny-data" and results["config"]["adapter"] == "org/eval-tiny-adapter"
+    assert results["counts"]["examples"] == 2
+    # Same weights as the local adapter folder: the same answers as a local run.
+    local = tmp_path / "local"
+    assert rag_de(evaluate_args(tiny, local, "--limit", "2", "--max-new-tokens", "4")) == 0
+    hub_preds = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    local_preds = (local / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(l)["adapter"]["prediction"] for l in hub_preds] == \
+           [json.loads(l)["adapter"]["prediction"] for l in local_preds]
