@@ -212,11 +212,13 @@ def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
         raise ConfigError(
             f"training.save_steps={t.save_steps} must be a multiple of training.eval_steps={t.eval_steps} when "
             "training.load_best_model_at_end=true (the best checkpoint must have an eval loss).")
-    if q.kind != "none" and distributed_backend() in ("fsdp", "deepspeed"):
+    sharded = distributed_backend() == "fsdp" or (
+        distributed_backend() == "deepspeed" and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")
+    if q.kind != "none" and sharded:
         raise ConfigError(
-            f"quantization.kind={q.kind} under {distributed_backend()}: sharding 4-bit weights needs "
+            f"quantization.kind={q.kind} under {distributed_backend()} parameter sharding: sharding 4-bit weights needs "
             "bnb_4bit_quant_storage=bf16, which the shared loader does not set. Use quantization.kind=none "
-            "with the fsdp/deepspeed_zero3 accelerate configs (see training_space/README.md).")
+            "with the fsdp/deepspeed_zero3 accelerate configs, or DDP/ZeRO-2 for QLoRA (training_space/README.md).")
     if d.max_length < 16:
         raise ConfigError(f"data.max_length={d.max_length} is too short for a prompt plus an answer.")
     for name in ("r", "alpha"):

@@ -73,8 +73,11 @@ def quantization_settings(conf: TrainConfig, device: str) -> QuantizationSetting
 
 
 def process_device(device: str) -> str:
-    """This process's device: its own GPU under DDP; CPU (sharded later) under FSDP/DeepSpeed."""
-    if device.startswith("cuda") and distributed_backend() == "multi":
+    """This process's device: its own GPU under DDP/ZeRO-2; CPU (sharded later) under FSDP/ZeRO-3."""
+    zero3 = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    if device.startswith("cuda") and (distributed_backend() == "fsdp" or zero3):
+        return "cpu"
+    if device.startswith("cuda") and distributed_backend() in ("multi", "deepspeed"):
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return device
 
@@ -315,6 +318,8 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
         if conf.hub.model_id:
             push_run(run_dir, conf.hub.model_id, private=conf.hub.private)
     trainer.accelerator.wait_for_everyone()
+    print(f"[train] rank {trainer.args.process_index}/{trainer.args.world_size} done at step "
+          f"{trainer.state.global_step}", flush=True)
     return run_dir
 
 
