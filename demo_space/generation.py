@@ -34,12 +34,16 @@ class Sampling:
 
 def load_model(settings: DemoSettings):
     """(model, tokenizer) as the settings say: base in 4-bit via `rag_de.modeling`, plus the adapter."""
-    from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm, load_tokenizer
+    from rag_de.modeling import (QuantizationSettings, default_device, load_adapter, load_causal_lm,
+                                 load_tokenizer)
 
+    device = settings.device or default_device()
+    dtype = settings.compute_dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
     tokenizer = load_tokenizer(settings.base_model, padding_side="left")
-    quant = QuantizationSettings(kind=settings.quantization, compute_dtype=settings.compute_dtype)
-    dtype = settings.compute_dtype if settings.quantization != "none" else "float32"
-    model = load_causal_lm(settings.base_model, quant, dtype=dtype, device=settings.device, tokenizer=tokenizer)
+    quant = QuantizationSettings(kind=settings.quantization, compute_dtype=dtype)
+    model = load_causal_lm(settings.base_model, quant, dtype=dtype, device=device, tokenizer=tokenizer)
     if settings.adapter:
         model = load_adapter(model, settings.adapter, revision=settings.adapter_revision)
     model.eval()
@@ -142,8 +146,11 @@ class Generator:
         for ids in self._fast_token_ids(input_ids, sampling, use_adapter):
             yield self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def _fast_token_ids(self, input_ids, sampling: Sampling, use_adapter: bool) -> Iterator[list[int]]:
-        """Static-cache decode loop; yields the generated ids after each token (EOS excluded)."""
+    def _fast_token_ids(self, input_ids, sampling: Sampling, use_adapter: bool,
+                        stop_at_eos: bool = True) -> Iterator[list[int]]:
+        """Static-cache decode loop; yields the generated ids after each token (EOS excluded).
+
+        `stop_at_eos=False` decodes exactly `max_new_tokens` (benchmarks want a fixed length)."""
         from transformers import StaticCache
 
         torch = self._torch
@@ -157,7 +164,7 @@ class Generator:
             step = self._decode_step()
             for _ in range(sampling.max_new_tokens):
                 token = _next_token(logits, warpers, input_ids)
-                if token.item() in eos:
+                if stop_at_eos and token.item() in eos:
                     break
                 generated.append(int(token.item()))
                 yield generated
