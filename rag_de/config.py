@@ -166,7 +166,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, group_ti
         extra = {"nargs": "?", "const": "true"} if _unwrap_optional(tp)[0] is bool else {}
         group.add_argument(
             *flags, dest=f"cfg:{dotted}", default=argparse.SUPPRESS, metavar=_metavar(tp),
-            help=f"{help_text} (default: {default!r})", **extra,
+            help=f"{help_text} (default: {default!r})".replace("%", "%%"), **extra,
         )
 
 
