@@ -4,6 +4,6 @@
 # Flags go to `rag-de quickstart` (e.g. --headless, --max_steps 20); see `rag-de quickstart --help`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="${EXTRAS:-embedded}" source "$ROOT/scripts/setup_env.sh"
+EXTRAS="${EXTRAS:-}" source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 exec rag-de quickstart "$@"

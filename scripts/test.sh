@@ -3,6 +3,6 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow" -x).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="embedded,test" source "$ROOT/scripts/setup_env.sh"
+EXTRAS="test" source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 exec python -m pytest "$@"
