@@ -52,8 +52,9 @@ def _export_autotrain(args: argparse.Namespace) -> int:
     from training_space.train import load_config
 
     try:
-        conf = load_config(args.config, cfg.overrides_from_args(args))
-        path = export_autotrain(conf, args.out, project_name=args.project_name)
+        conf = load_config(args.config, _train_overrides(args))
+        path = export_autotrain(conf, args.out, project_name=args.project_name,
+                                source=args.config or "the CPU preset")
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -93,6 +94,8 @@ def register(commands, deploy) -> None:
         "repo, chat template, int4, LoRA r/alpha/dropout/targets, lr, epochs, block size), so the same run "
         "can be started with `autotrain --config autotrain.yaml` or on an AutoTrain Space.")
     export.add_argument("--config", help="TrainConfig YAML (default: the CPU preset)")
+    export.add_argument("--dataset", help="shortcut for --data.dataset: the Hub dataset id AutoTrain reads")
+    export.add_argument("--hub-model-id", help="shortcut for --hub.model_id (names the AutoTrain project)")
     export.add_argument("--out", required=True, help="where to write the AutoTrain YAML")
     export.add_argument("--project-name", default=None, help="AutoTrain project name (default: from hub id)")
     cfg.add_dataclass_arguments(export, TrainConfig)
