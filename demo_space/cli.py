@@ -7,10 +7,12 @@ commands, so `rag-de --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 
 from demo_space.settings import DemoSettings
 
 SPACE_TOKEN_ENV = "RAG_DE_SPACE_TOKEN"
+LOCAL_HUB = "http://127.0.0.1:8080"  # `rag-de hub serve`'s default address
 
 
 def _settings(args: argparse.Namespace) -> DemoSettings:
@@ -20,6 +22,9 @@ def _settings(args: argparse.Namespace) -> DemoSettings:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # huggingface_hub reads HF_ENDPOINT when first imported, so it is set before the app is imported.
+    os.environ["HF_ENDPOINT"] = args.endpoint
+    print(f"[demo] Hub endpoint: {args.endpoint}", flush=True)
     from demo_space.app import main
 
     return main(_settings(args), host=args.host, port=args.port, share=args.share == "yes")
@@ -52,6 +57,8 @@ def register(commands, deploy) -> None:
         "rag-de demo --adapter org/spaces-rag-de-adapter --dataset org/spaces-rag-de",
     )
     _add_settings_flags(demo)
+    demo.add_argument("--endpoint", default=os.environ.get("HF_ENDPOINT") or LOCAL_HUB,
+                      help=f"Hub the models and data come from (default: $HF_ENDPOINT, else the local Hub {LOCAL_HUB})")
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     demo.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     demo.add_argument("--share", choices=["yes", "no"], default="no",

@@ -76,6 +76,7 @@ class Generator:
         self.compile = self.fast and self.device.type == "cuda"
         self._lock = threading.Lock()
         self._step = None
+        self._cache = None
         self._torch = torch
 
     @property
@@ -93,7 +94,7 @@ class Generator:
         """Yield the answer text decoded so far, growing token by token."""
         input_ids = self.encode(prompt_text)
         with self._lock:
-            if self.fast:
+            if self.fast and self._fits_cache(input_ids, sampling):
                 yield from self._stream_fast(input_ids, sampling, use_adapter)
             else:
                 yield from self._stream_plain(input_ids, sampling, use_adapter)
@@ -139,6 +140,19 @@ class Generator:
                           if self.compile else forward)
         return self._step
 
+    def _fits_cache(self, input_ids, sampling: Sampling) -> bool:
+        return input_ids.shape[1] + sampling.max_new_tokens <= self.settings.static_cache_tokens
+
+    def _static_cache(self):
+        """One cache for all requests: same tensors (addresses) every time, so CUDA graphs replay."""
+        from transformers import StaticCache
+
+        if self._cache is None:
+            self._cache = StaticCache(config=self._base_model().config, max_cache_len=self.settings.static_cache_tokens)
+        else:
+            self._cache.reset()
+        return self._cache
+
     def _base_model(self):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
@@ -151,15 +165,17 @@ class Generator:
         """Static-cache decode loop; yields the generated ids after each token (EOS excluded).
 
         `stop_at_eos=False` decodes exactly `max_new_tokens` (benchmarks want a fixed length)."""
-        from transformers import StaticCache
-
         torch = self._torch
+        if not self._fits_cache(input_ids, sampling):
+            raise ValueError(f"prompt ({input_ids.shape[1]} tokens) + {sampling.max_new_tokens} new tokens exceed "
+                             f"the static cache ({self.settings.static_cache_tokens}); raise static_cache_tokens")
         base = self._base_model()
         eos = _eos_ids(self.model, self.tokenizer)
-        cache = StaticCache(config=base.config, max_cache_len=input_ids.shape[1] + sampling.max_new_tokens)
+        cache = self._static_cache()
         warpers = _warpers(sampling)
         generated: list[int] = []
-        with torch.inference_mode(), self._adapter_context(use_adapter):
+        # no_grad, as in `generate`: inference tensors in the reused cache would break later in-place updates.
+        with torch.no_grad(), self._adapter_context(use_adapter):
             logits = base(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
             step = self._decode_step()
             for _ in range(sampling.max_new_tokens):
@@ -180,7 +196,7 @@ class Generator:
         input_ids = self.encode(prompt_text)
         fast = self.fast if fast is None else fast
         with self._lock:
-            if fast:
+            if fast and self._fits_cache(input_ids, sampling):
                 ids: list[int] = []
                 for ids in self._fast_token_ids(input_ids, sampling, use_adapter):
                     pass

@@ -44,6 +44,10 @@ class DemoSettings:
         "help": "static KV cache + torch.compile decode loop; auto: on with CUDA, plain generate on CPU"})
     compile_mode: str = field(default="reduce-overhead", metadata={
         "env": "RAG_DE_COMPILE_MODE", "help": "torch.compile mode of the fast path (reduce-overhead = CUDA graphs)"})
+    static_cache_tokens: int = field(default=4096, metadata={
+        "env": "RAG_DE_STATIC_CACHE_TOKENS",
+        "help": "fast path: length of the one static KV cache reused by every request (fixed shapes = no "
+                "recompiling); longer prompt + answer falls back to plain generate"})
     top_k: int = field(default=3, metadata={
         "env": "RAG_DE_TOP_K", "help": "chunks retrieved per question (default of the slider)"})
     max_new_tokens: int = field(default=160, metadata={

@@ -95,3 +95,40 @@ def test_upload_replaces_the_corpus_and_bad_files_are_reported(client, tmp_path)
     assert "keine lesbare PDF" in status and "Keine Datei konnte verwendet werden" in status
     _, (_, answer, _, sources) = ask(client, QUESTION)  # the app keeps serving, from the dataset again
     assert answer and "Lineare Algebra" in sources
+
+
+def test_rag_de_demo_command_serves_the_app(running_app, local_hub, tmp_path):
+    """`rag-de demo` as a user starts it: a subprocess against the local Hub, answering through the API."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from gradio_client import Client
+
+    from test_demo_support import REPO_ROOT
+
+    ids = running_app[2]
+    port = free_port()
+    log = open(tmp_path / "demo.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag_de", "demo", "--base", ids["base"], "--adapter", ids["adapter"],
+         "--dataset", ids["dataset"], "--max-new-tokens", "8", "--port", str(port), "--endpoint", local_hub.endpoint],
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 180
+        while True:
+            assert proc.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline, "rag-de demo did not answer within 180 s"
+                time.sleep(1)
+        job = Client(f"http://127.0.0.1:{port}/", verbose=False).submit(QUESTION, False, 8, 0.0, 0.9, 3,
+                                                                         api_name="/ask")
+        notice, answer, _, sources = job.result(timeout=120)
+        assert answer and "Lineare Algebra" in sources
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -106,6 +106,23 @@ def test_fast_path_matches_plain_generate_greedy(tiny):
     plain = gen.greedy_ids(prompt, 24, fast=False)
     fast = gen.greedy_ids(prompt, 24, fast=True)
     assert len(plain) == 24 and fast == plain
+    # One static cache serves every request: a shorter prompt in between, then the first again.
+    other = render_prompt_text(tokenizer, "Wer prüft?", catalog_chunks()[2:3])
+    assert gen.greedy_ids(other, 8, fast=True) == gen.greedy_ids(other, 8, fast=False)
+    assert gen.greedy_ids(prompt, 24, fast=True) == plain
+
+
+def test_fast_path_falls_back_to_plain_when_the_static_cache_is_too_short(tiny):
+    from dataset_builder.contract import render_prompt_text
+    from demo_space.generation import Generator, Sampling
+    from demo_space.settings import DemoSettings
+
+    model, tokenizer = tiny
+    gen = Generator(model, tokenizer, DemoSettings(fast_generation="on", static_cache_tokens=64))
+    prompt = render_prompt_text(tokenizer, "Wie viele ECTS hat DS-101?", catalog_chunks()[:2])
+    assert gen.encode(prompt).shape[1] > 64
+    updates = list(gen.stream(prompt, Sampling(max_new_tokens=6)))
+    assert updates and updates[-1] == tokenizer.decode(gen.greedy_ids(prompt, 6, fast=False), skip_special_tokens=True)
 
 
 def test_stream_yields_growing_text_and_adapter_switch_changes_output(tiny, tmp_path):
