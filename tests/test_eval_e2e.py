@@ -290,3 +290,43 @@ def test_evaluate_reads_dataset_and_adapter_from_the_hub(tiny, tmp_path, local_h
     local_preds = (local / "predictions.jsonl").read_text().splitlines()
     assert [json.loads(l)["adapter"]["prediction"] for l in hub_preds] == \
            [json.loads(l)["adapter"]["prediction"] for l in local_preds]
+
+
+def test_batched_answer_loss_equals_unpadded_full_logits_loss(tiny):
+    """Left padding, explicit position ids and logits_to_keep must not change the answer NLL."""
+    import torch
+    import torch.nn.functional as F
+
+    from dataset_builder.contract import contexts_from_column, render_prompt_text
+    from evaluation.inference import answer_nll
+    from rag_de.modeling import load_causal_lm, load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny["base"]))
+    model = load_causal_lm(str(tiny["base"]), device="cpu", tokenizer=tokenizer).eval()
+    rows = dataset_rows()[:3]
+    prompts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows]
+    answers = [r["answer"] for r in rows]
+    batched = answer_nll(model, tokenizer, prompts, answers)
+    for (nll, count), prompt, answer in zip(batched, prompts, answers):
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = torch.tensor([p_ids + a_ids])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, len(p_ids) - 1:-1]
+        expected = F.cross_entropy(logits, torch.tensor(a_ids), reduction="sum").item()
+        assert count == len(a_ids)
+        assert nll == pytest.approx(expected, rel=1e-4)
+
+
+def test_left_padded_batch_generates_what_each_prompt_generates_alone(tiny):
+    from dataset_builder.contract import contexts_from_column, render_prompt_text
+    from evaluation.inference import generate_batch
+    from rag_de.modeling import load_causal_lm, load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny["base"]))
+    model = load_causal_lm(str(tiny["base"]), device="cpu", tokenizer=tokenizer).eval()
+    prompts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"]))
+               for r in dataset_rows()[:3]]
+    assert len({len(tokenizer(p)["input_ids"]) for p in prompts}) == 3      # really padded
+    batched = generate_batch(model, tokenizer, prompts, max_new_tokens=6)
+    assert batched == [generate_batch(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
