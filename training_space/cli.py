@@ -66,7 +66,8 @@ def _deploy(args: argparse.Namespace) -> int:
     from training_space.deploy import deploy_training_space
 
     url = deploy_training_space(args.space, hardware=args.hardware, private=args.private,
-                                dataset=args.dataset, base_model=args.base_model)
+                                dataset=args.dataset, base_model=args.base_model,
+                                hub_model_id=args.hub_model_id, train_config=args.preset)
     print(f"training Space: {url}")
     return 0
 
@@ -112,4 +113,7 @@ def register(commands, deploy) -> None:
     space.add_argument("--private", action="store_true", help="create the Space as private")
     space.add_argument("--dataset", default=None, help="default dataset repo shown in the app")
     space.add_argument("--base-model", default=None, help="default base model shown in the app")
+    space.add_argument("--hub-model-id", default=None, help="default adapter repo the jobs push to")
+    space.add_argument("--preset", default=None, choices=["cpu-smollm2", "gpu-mistral7b-24gb"],
+                       help="default preset in the app (default: GPU preset on GPU hardware, else CPU)")
     space.set_defaults(func=_deploy)
