@@ -101,9 +101,7 @@ class Generator:
 
     # -- plain path ------------------------------------------------------------------------------
     def _stream_plain(self, input_ids, sampling: Sampling, use_adapter: bool) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        streamer = token_streamer(self.tokenizer)
         kwargs = dict(input_ids=input_ids, attention_mask=self._torch.ones_like(input_ids), streamer=streamer,
                       max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                       do_sample=not sampling.greedy)
@@ -208,6 +206,31 @@ class Generator:
             ids = out[0, input_ids.shape[1]:].tolist()
             eos = _eos_ids(self.model, self.tokenizer)
             return [t for t in ids if t not in eos and t != self.tokenizer.pad_token_id]
+
+
+def token_streamer(tokenizer, timeout: float = 600):
+    """A `TextIteratorStreamer` that hands out every token, not every word.
+
+    The stock streamer holds text back until a space arrives; here only a token that ends inside a
+    multi-byte character (decoded as U+FFFD) waits for the next one.
+    """
+    from transformers import TextIteratorStreamer
+
+    class TokenStreamer(TextIteratorStreamer):
+        def put(self, value):
+            if len(value.shape) > 1:
+                value = value[0]
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                self.next_tokens_are_prompt = False
+                return
+            self.token_cache.extend(value.tolist())
+            text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+            if text.endswith("\ufffd"):
+                return
+            self.on_finalized_text(text[self.print_len:])
+            self.print_len = len(text)
+
+    return TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout)
 
 
 def _warpers(sampling: Sampling):
