@@ -34,6 +34,7 @@ class Corpus:
     doc_pos: dict[str, int] = field(default_factory=dict)    # doc_id -> document position
     doc_first: list[int] = field(default_factory=list)       # document -> first chunk
     doc_spans: list[list] = field(default_factory=list)      # document -> chunk Spans
+    _meta_json: dict[int, str] = field(default_factory=dict)  # document -> its metadata as JSON (shared)
 
     @classmethod
     def build(cls, docs: list[Document], max_tokens: int, count_tokens: Callable[[str], int],
@@ -55,6 +56,14 @@ class Corpus:
                                            source=doc.source, metadata=doc.metadata))
                 corpus.chunk_doc.append(len(corpus.docs) - 1)
         return corpus
+
+    def record(self, c: int) -> dict:
+        """`Chunk.to_record()` of chunk `c`, with the metadata JSON encoded once per document."""
+        chunk, d = self.chunks[c], self.chunk_doc[c]
+        meta = self._meta_json.get(d)
+        if meta is None:
+            meta = self._meta_json[d] = chunk.to_record()["metadata"]
+        return {"id": chunk.id, "title": chunk.title, "source": chunk.source, "text": chunk.text, "metadata": meta}
 
     def doc_chunk_range(self, doc_id: str) -> range:
         d = self.doc_pos[doc_id]

@@ -8,34 +8,53 @@ same kind of neighbours.
 from __future__ import annotations
 
 import os
+import re
 from typing import Sequence
 
 import numpy as np
 
-STOPWORDS = "de"          # bm25s' built-in German stopword list
 STEMMER_LANGUAGE = "german"
-TOKEN_PATTERN = r"(?u)\b\w+\b"  # keep 1-char tokens: numbers like "5" (ECTS) and "3" (semester) matter
+TOKEN_RE = re.compile(r"(?u)\b\w+\b")  # keep 1-char tokens: numbers like "5" (ECTS) and "3" (semester) matter
+STEM_CACHE_LIMIT = 2_000_000            # words; the cache is cleared when a long-lived process exceeds it
 
 _stemmer = None
+_stopwords: frozenset[str] | None = None
+_stem_cache: dict[str, str | None] = {}   # lower-cased word -> stem, None for a stopword
 
 
-def _get_stemmer():
-    global _stemmer
+def _setup():
+    global _stemmer, _stopwords
     if _stemmer is None:
         import Stemmer
+        from bm25s.stopwords import STOPWORDS_GERMAN
 
         _stemmer = Stemmer.Stemmer(STEMMER_LANGUAGE)
-    return _stemmer
+        _stopwords = frozenset(STOPWORDS_GERMAN)
+    return _stemmer, _stopwords
 
 
 def tokenize_de(texts: str | Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stopword-free, stemmed German tokens, one list per text."""
-    import bm25s
+    """Lower-cased, stopword-free (bm25s' German list), Snowball-stemmed tokens, one list per text.
 
+    Each distinct word is stemmed once per process (a dict cache), which makes tokenizing 100k texts
+    several times faster than `bm25s.tokenize`, and gives the same tokens for index and queries.
+    """
+    stemmer, stopwords = _setup()
     if isinstance(texts, str):
         texts = [texts]
-    return bm25s.tokenize(list(texts), lower=True, token_pattern=TOKEN_PATTERN, stopwords=STOPWORDS,
-                          stemmer=_get_stemmer().stemWords, return_ids=False, show_progress=False)
+    global _stem_cache
+    find = TOKEN_RE.findall
+    words = [find(text.lower()) for text in texts]
+    cache = _stem_cache
+    missing = list({w for ws in words for w in ws if w not in cache})
+    if missing:
+        if len(cache) + len(missing) > STEM_CACHE_LIMIT:
+            cache = {w: cache[w] for ws in words for w in ws if w in cache}   # threads keep the old dict
+            _stem_cache = cache
+        for word, stem in zip(missing, stemmer.stemWords(missing)):
+            cache[word] = None if word in stopwords else stem
+    get = cache.__getitem__
+    return [[s for s in map(get, ws) if s is not None] for ws in words]
 
 
 def default_threads() -> int:
