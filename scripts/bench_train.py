@@ -1,0 +1,316 @@
+"""Training throughput, side by side: real (non-pad) tokens/s, padding share, peak memory and s/step.
+
+Every variant runs through the real `rag-de train` path (`training_space.train.build_trainer`: TRL's
+SFTTrainer, collator, accelerate), each in its own subprocess so peak memory is its own.
+
+CPU (default): the embedded SmolLM2-135M-Instruct on the sample dataset, rows <= 768 tokens (the CPU
+preset's limit), variants padded/packed x sdpa/eager; Liger needs CUDA and is reported as skipped.
+
+    python scripts/bench_train.py [--steps 3] [--variants padded-sdpa,packed-sdpa,padded-eager]
+
+GPU (`--gpu`): a Mistral-7B-shaped model built from `MistralConfig()` with random weights (saved once to
+--work, no download), examples with lengths uniform in 256-2048 tokens; the reference recipe (batch 4
+padded to the longest, non-4-bit params upcast to fp32, SDPA) vs the GPU preset
+(training_space/configs/gpu-mistral7b-24gb.yaml: packed 4096-token rows, flex attention, Liger, bf16
+params), plus ablations, and the longest single sequence that trains within 22 GiB.
+
+    python scripts/bench_train.py --gpu [--steps 8] [--work /tmp/bench-7b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+CPU_VARIANTS = {
+    # name: (overrides on top of the CPU preset)
+    "padded-sdpa": {"data": {"packing": False}, "model": {"attn_implementation": "sdpa"}},
+    "packed-sdpa": {"data": {"packing": True, "max_length": 1536}, "model": {"attn_implementation": "sdpa"},
+                    "training": {"per_device_train_batch_size": 1}},
+    "padded-eager": {"data": {"packing": False}, "model": {"attn_implementation": "eager"}},
+    "packed-sdpa-liger": {"data": {"packing": True, "max_length": 1536}, "training": {
+        "per_device_train_batch_size": 1, "use_liger_kernel": True}},
+}
+REFERENCE_GPU = {   # the origin project's recipe, as in the issue's measurement
+    "model": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
+    "data": {"packing": False, "max_length": 2048},
+    "quantization": {"kind": "nf4", "compute_dtype": "bfloat16", "upcast_non_quantized": True},
+    "training": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "bf16": True,
+                 "use_liger_kernel": False, "gradient_checkpointing": True},
+}
+GPU_VARIANTS = {
+    "reference (padded b4, fp32 non-4bit, sdpa)": ("reference", {}),
+    "preset (packed 4096, flex, liger, bf16)": ("preset", {}),
+    "preset without liger": ("preset", {"training": {"use_liger_kernel": False}}),
+    "preset with sdpa": ("preset", {"model": {"attn_implementation": "sdpa"}}),
+}
+LONGEST_LIMIT_GIB = 22.0
+
+
+# ------------------------------------------------------------------------------------------------
+# One variant (runs in a subprocess)
+
+def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
+    import torch
+    from transformers import TrainerCallback
+
+    from rag_de import config as cfg
+    from training_space.config import CPU_PRESET, GPU_PRESET, TrainConfig
+    from training_space.train import build_trainer, peak_memory_gb
+
+    base = cfg.read_yaml(CPU_PRESET if preset == "cpu" else GPU_PRESET)
+    if preset == "reference":
+        base = cfg.merge(base, REFERENCE_GPU)
+    conf = cfg.from_dict(TrainConfig, cfg.merge(base, overrides))
+    conf.training.max_steps = steps
+    conf.training.save_steps = conf.training.eval_steps = 10 ** 6
+    conf.training.load_best_model_at_end = False
+    conf.training.logging_steps = 1
+    conf.data.eval_split = None
+    conf.tracking.report_to = ["none"]
+    conf.training.output_dir = tempfile.mkdtemp(prefix="bench-train-")
+
+    run = build_trainer(conf)
+    trainer = run.trainer
+    counts = {"real": 0, "total": 0, "steps": []}
+    collate = trainer.data_collator
+
+    def counting_collator(examples):
+        batch = collate(examples)
+        total = int(batch["input_ids"].numel())
+        real = int(batch["attention_mask"].sum()) if "attention_mask" in batch else total
+        if "position_ids" in batch and "attention_mask" not in batch:   # padding-free: pad only at the tail
+            real = int(sum(len(e["input_ids"]) for e in examples))
+        counts["pending"] = (real, total)
+        return batch
+
+    trainer.data_collator = counting_collator
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            counts["steps"].append(time.perf_counter() - self.t0)
+
+    trainer.add_callback(Timer())
+    # count tokens per optimizer step from the batches the dataloader produced
+    real_total = []
+    orig_training_step = trainer.training_step
+
+    def training_step(*args, **kwargs):
+        real_total.append(counts.pop("pending", (0, 0)))
+        return orig_training_step(*args, **kwargs)
+
+    trainer.training_step = training_step
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    accum = conf.training.gradient_accumulation_steps
+    per_step = [real_total[i * accum:(i + 1) * accum] for i in range(len(counts["steps"]))]
+    timed = list(zip(counts["steps"], per_step))[1:] or list(zip(counts["steps"], per_step))  # skip warm-up
+    seconds = sum(t for t, _ in timed)
+    real = sum(r for _, batch in timed for r, _ in batch)
+    total = sum(n for _, batch in timed for _, n in batch)
+    result = {"s_per_step": seconds / len(timed), "real_tokens_per_s": real / seconds,
+              "padding_share": 1 - real / total if total else 0.0, "peak_memory_gib": peak_memory_gb(run.device),
+              "real_tokens_per_step": real / len(timed), "quantization": run.quantization,
+              "attn": conf.model.attn_implementation, "packing": conf.data.packing}
+    out_json.write_text(json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs
+
+def cpu_dataset(work: Path, max_tokens: int = 768) -> Path:
+    """The sample dataset, rows <= max_tokens (so padded and packed variants see the same examples)."""
+    import pandas as pd
+
+    from rag_de.modeling import load_tokenizer
+    from training_space.data import ensure_sample_dataset, local_split_files
+
+    out = work / "cpu-data"
+    if (out / "train.parquet").exists():
+        return out
+    source = ensure_sample_dataset()
+    tokenizer = load_tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct")
+    frame = pd.concat([pd.read_parquet(f) for f in local_split_files(source)["train"]])
+    frame = frame[[len(tokenizer(tokenizer.apply_chat_template([dict(m) for m in msgs], tokenize=False),
+                                 add_special_tokens=False)["input_ids"]) <= max_tokens
+                   for msgs in frame.messages]]
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out / "train.parquet")
+    return out
+
+
+def gpu_inputs(work: Path, n_rows: int = 600, seed: int = 0) -> tuple[Path, Path]:
+    """A Mistral-7B-shaped random model (bf16 safetensors) + tokenizer, and rows of 256-2048 tokens."""
+    import pandas as pd
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import MistralConfig, MistralForCausalLM, PreTrainedTokenizerFast
+
+    from dataset_builder.contract import Chunk, chat_messages, format_answer
+
+    model_dir, data_dir = work / "mistral-7b-random", work / "gpu-data"
+    if not (model_dir / "config.json").exists():
+        # A word-level tokenizer over a fixed German vocabulary: one token per word, so lengths are exact.
+        rng = random.Random(seed)
+        words = [f"wort{i}" for i in range(31000)]
+        specials = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        vocab = {w: i for i, w in enumerate(specials + words)}
+        tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                       unk_token="<unk>")
+        fast.chat_template = ("{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> "
+                              "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}")
+        config = MistralConfig(vocab_size=32000)   # Mistral-7B-v0.1 shape: 4096 x 32 layers, 14336 MLP, GQA 8
+        with torch.device("cuda"):
+            model = MistralForCausalLM(config).to(torch.bfloat16)
+        model.save_pretrained(model_dir)
+        fast.save_pretrained(model_dir)
+        del model
+        torch.cuda.empty_cache()
+        rows = []
+        for i in range(n_rows):
+            length = rng.randint(256, 2048)
+            answer = format_answer(" ".join(rng.choices(words, k=24)), 1)
+            text = " ".join(rng.choices(words, k=max(8, length - 60)))
+            chunk = Chunk(id=f"c{i}", text=text, title="")
+            rows.append({"id": str(i), "messages": chat_messages("frage", [chunk], answer)})
+        data_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(data_dir / "train.parquet")
+    return model_dir, data_dir
+
+
+# ------------------------------------------------------------------------------------------------
+# Driver
+
+def run_variant(name: str, preset: str, overrides: dict, steps: int, work: Path, timeout: int) -> dict:
+    out = work / f"result-{abs(hash(name))}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, __file__, "--_measure", json.dumps({"preset": preset, "overrides": overrides}),
+           "--steps", str(steps), "--_out", str(out)]
+    print(f"[bench] {name} ...", flush=True)
+    started = time.time()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or not out.exists():
+        tail = (proc.stderr or proc.stdout)[-600:]
+        oom = "out of memory" in tail.lower()
+        print(f"[bench] {name} failed ({'OOM' if oom else proc.returncode}): {tail.strip().splitlines()[-1:]}")
+        return {"error": "OOM" if oom else f"exit {proc.returncode}"}
+    result = json.loads(out.read_text())
+    result["wall_s"] = time.time() - started
+    return result
+
+
+def print_table(rows: dict[str, dict], baseline: str) -> None:
+    base = rows.get(baseline, {}).get("real_tokens_per_s")
+    print(f"\n{'variant':<44}{'s/step':>9}{'real tok/s':>12}{'x base':>8}{'padding':>9}{'peak GiB':>10}")
+    for name, r in rows.items():
+        if "error" in r or "skipped" in r:
+            print(f"{name:<44}{r.get('error') or r.get('skipped'):>48}")
+            continue
+        ratio = f"{r['real_tokens_per_s'] / base:.2f}" if base else "-"
+        print(f"{name:<44}{r['s_per_step']:>9.2f}{r['real_tokens_per_s']:>12.1f}{ratio:>8}"
+              f"{r['padding_share']:>9.1%}{r['peak_memory_gib']:>10.2f}")
+
+
+def longest_sequence(model_dir: Path, data_dir: Path, work: Path, steps: int) -> int:
+    """Largest single-example length (one packed row) whose training peak stays within 22 GiB."""
+    import pandas as pd
+
+    from dataset_builder.contract import Chunk, chat_messages, format_answer
+
+    best = 0
+    for length in (4096, 8192, 12288, 16384, 24576, 32768):
+        folder = work / f"long-{length}"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = " ".join(f"wort{i % 31000}" for i in range(length - 60))
+        rows = [{"id": str(i), "messages": chat_messages("frage", [Chunk(id="c", text=text)],
+                                                          format_answer("wort1 wort2", 1))} for i in range(4)]
+        pd.DataFrame(rows).to_parquet(folder / "train.parquet")
+        overrides = {"model": {"name": str(model_dir)}, "data": {"dataset": str(folder), "max_length": length},
+                     "training": {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1}}
+        r = run_variant(f"longest: {length}", "preset", overrides, min(steps, 3), work, timeout=1800)
+        if "error" in r or r["peak_memory_gib"] > LONGEST_LIMIT_GIB:
+            break
+        best = length
+        print(f"[bench] {length} tokens: peak {r['peak_memory_gib']:.1f} GiB")
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpu", action="store_true", help="Mistral-7B-shaped model on CUDA")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per variant (first is warm-up)")
+    parser.add_argument("--variants", default=None, help="comma-separated subset of the variant names")
+    parser.add_argument("--work", default=None, help="folder for the random model and data (GPU: ~15 GB)")
+    parser.add_argument("--skip-longest", action="store_true", help="GPU: skip the longest-sequence search")
+    parser.add_argument("--_measure", help=argparse.SUPPRESS)
+    parser.add_argument("--_out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._measure:
+        spec = json.loads(args._measure)
+        measure(spec["overrides"], spec["preset"], args.steps, Path(args._out))
+        return 0
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-train-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict] = {}
+    if not args.gpu:
+        steps = args.steps or 3
+        data = cpu_dataset(work)
+        names = args.variants.split(",") if args.variants else list(CPU_VARIANTS)
+        print(f"[bench] CPU, SmolLM2-135M (NF4, fp32 compute), {steps} steps per variant (first = warm-up), "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        for name in names:
+            overrides = {**CPU_VARIANTS[name], "data": {**CPU_VARIANTS[name].get("data", {}), "dataset": str(data)}}
+            if CPU_VARIANTS[name].get("training", {}).get("use_liger_kernel"):
+                rows[name] = {"skipped": "skipped: Liger kernels need CUDA (Triton)"}
+                continue
+            rows[name] = run_variant(name, "cpu", overrides, steps, work, timeout=3600)
+        print(f"[bench] load average after: {os.getloadavg()[0]:.1f}")
+        print_table(rows, "padded-sdpa")
+        return 0
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("--gpu needs a CUDA GPU", file=sys.stderr)
+        return 2
+    steps = args.steps or 8
+    model_dir, data_dir = gpu_inputs(work)
+    print(f"[bench] {torch.cuda.get_device_name(0)}: Mistral-7B shape, random weights, lengths 256-2048, "
+          f"{steps} steps per variant")
+    names = args.variants.split(",") if args.variants else list(GPU_VARIANTS)
+    for name in names:
+        preset, extra = GPU_VARIANTS[name]
+        overrides = {"model": {"name": str(model_dir)}, "data": {"dataset": str(data_dir)}}
+        from rag_de.config import merge
+
+        rows[name] = run_variant(name, preset, merge(overrides, extra), steps, work, timeout=3600)
+    print_table(rows, "reference (padded b4, fp32 non-4bit, sdpa)")
+    if not args.skip_longest:
+        print(f"\nlongest single sequence within {LONGEST_LIMIT_GIB:.0f} GiB (GPU preset): "
+              f"{longest_sequence(model_dir, data_dir, work, steps)} tokens")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
