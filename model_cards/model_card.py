@@ -129,14 +129,15 @@ def eval_results(results: dict, dataset_id: str | None) -> list:
 
 
 def _eval_rows(results: dict) -> list[dict]:
-    from evaluation.metrics import LABELS
+    from evaluation.metrics import LABELS, LOWER_IS_BETTER
 
     rows = []
     for key, row in results.get("metrics", {}).items():
         if not isinstance(row, dict):
             continue
         delta = row.get("delta")
-        rows.append({"label": LABELS.get(key, key), "base": _fmt(row.get("base")),
+        label = LABELS.get(key, key) + (" (lower is better)" if key in LOWER_IS_BETTER else "")
+        rows.append({"label": label, "base": _fmt(row.get("base")),
                      "adapter": _fmt(row.get("adapter")),
                      "delta": "n/a" if delta is None else f"{delta:+.4f}"})
     return rows
@@ -156,7 +157,9 @@ def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: s
     repo = hub_model_id or summary.get("hub_model_id") or (config.get("hub") or {}).get("model_id")
     repo = repo or f"{Path(run_dir).resolve().name}"
     dataset = _dataset_id(summary.get("dataset"), (config.get("data") or {}).get("dataset"))
-    eval_dataset = _dataset_id((results.get("config") or {}).get("dataset"), dataset)
+    evaluated_on = (results.get("config") or {}).get("dataset")
+    eval_dataset = _dataset_id(evaluated_on, dataset)
+    eval_local = bool(results) and eval_dataset is not None and eval_dataset != evaluated_on
     quant = summary.get("quantization") or (config.get("quantization") or {}).get("kind", "nf4")
     quant_label = "full-precision" if quant == "none" else f"4-bit {str(quant).upper()} (bitsandbytes)"
 
@@ -186,7 +189,8 @@ def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: s
         snippet_double_quant=bool(qcfg.get("double_quant", True)),
         snippet_compute_dtype=qcfg.get("compute_dtype", "bfloat16"),
         eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"),
-        eval_dataset_label=f"`{eval_dataset}`" if eval_dataset else "the local dataset",
+        eval_dataset_label=(f"`{eval_dataset}`" + (" (a local build, before publishing)" if eval_local else ""))
+        if eval_dataset else "the local dataset",
         eval_count=counts.get("examples", 0), eval_answerable=counts.get("answerable", 0),
         eval_unanswerable=counts.get("unanswerable", 0), eval_max_new_tokens=rconf.get("max_new_tokens"),
         eval_quantization=("4-bit " + str(rconf.get("quantization")).upper())

@@ -65,6 +65,7 @@ def test_model_card_metadata_sections_and_model_index(tmp_path):
         assert section in text
     assert "| Citation accuracy | 0.1000 | 0.6333 | +0.5333 |" in text
     assert "| Refusal precision | n/a | n/a | n/a |" in text
+    assert "| Eval loss (lower is better) | 2.4000 | 1.1000 | -1.3000 |" in text
     assert "| Training time | 1 h 2 min |" in text and "402.9 tokens/s" in text and "RTX 4090" in text
     assert "| `lora.alpha` | `10` |" in text and "| `training.learning_rate` | `0.0002` |" in text
     assert 'base_id, adapter_id = "HuggingFaceTB/SmolLM2-135M-Instruct", "org/smol-rag"' in text
