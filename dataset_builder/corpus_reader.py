@@ -123,7 +123,7 @@ def document_index(docs: list[Document]) -> dict[str, Document]:
     index: dict[str, Document] = {}
     ambiguous: set[str] = set()
     for doc in docs:
-        names = {doc.doc_id, doc.source, Path(doc.source).name, Path(doc.doc_id).name}
+        names = {doc.doc_id, doc.source, doc.source.rsplit("/", 1)[-1], doc.doc_id.rsplit("/", 1)[-1]}
         for name in filter(None, names):
             if name in index and index[name] is not doc:
                 ambiguous.add(name)

@@ -21,10 +21,13 @@ from dataset_builder.examples import Corpus, Planned, choose_removals, locate_al
 from dataset_builder.records import Document, InputError, Question, SkipLog, sha256_file
 from dataset_builder.schema import SPLITS
 from dataset_builder.splits import assign_splits
+from dataset_builder.writers import extractive_answer, make_writer
+from dataset_builder.writers.base import WriteRequest
 
 SAMPLE_DATA = Path(__file__).resolve().parent / "sample_data"
 SAMPLE_ORIGIN = "sample-modules"
 SAMPLE_LICENSE = "cc0-1.0"
+NOTES = ("answer_start_repaired", "generated_id")   # SkipLog reasons for records that were kept
 STATS_TOKEN_SAMPLE = 10_000   # chunks whose tokens are counted for the chunk statistics in stats.json
 
 
@@ -139,18 +142,27 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
 
     from dataset_builder.chunking import TokenCounter
     from dataset_builder.retrieval import BM25Index
-    from dataset_builder.writers import extractive_answer, make_writer
-    from dataset_builder.writers.base import WriteRequest
 
     cfg = (cfg or BuildConfig()).validate()
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     skips = SkipLog(strict=cfg.strict)
+    timings: Counter = Counter()     # seconds per phase, in stats.json (where the build spends its time)
+    clock = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[phase] += now - clock
+        clock = now
+
     docs, questions, sources = read_inputs(inputs, cfg, skips)
+    lap("read")
     counter = TokenCounter.from_name(cfg.tokenizer)
     corpus = Corpus.build(docs, cfg.max_chunk_tokens, counter, progress=progress)
     gold = locate_all(questions, corpus, skips)
+    lap("chunk")
     questions = [q for q in questions if q.id in gold]
 
     unit_split = _assign(questions, docs, corpus, cfg)
@@ -176,18 +188,23 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
             sink = SplitWriter(out_dir / f"{split}.parquet")
             ok = False
             try:
+                lap("other")
                 index = BM25Index([f"{corpus.chunks[c].title}\n{corpus.chunks[c].text}" for c in split_chunks])
+                lap("index")
                 removals = choose_removals(split_questions, cfg.unanswerable_share, cfg.seed, split)
                 for b in range(0, len(split_questions), cfg.batch_size):
                     batch = split_questions[b:b + cfg.batch_size]
                     hits = index.search_many([q.question for q in batch], cfg.negatives_pool + cfg.k,
                                              n_threads=cfg.bm25_threads)
+                    lap("retrieve")
                     plans = [plan_example(q, gold[q.id], q.id in removals, [split_chunks[i] for i, _ in h],
                                           split_chunks, corpus, cfg.seed, cfg.min_k, cfg.k)
                              for q, h in zip(batch, hits)]
-                    rows = _write_rows(plans, corpus, cfg, writer, fallbacks, skips, stats,
-                                       WriteRequest, extractive_answer)
+                    lap("plan")
+                    rows = _write_rows(plans, corpus, cfg, writer, fallbacks, skips, stats)
+                    lap("answer")
                     sink.write(rows)
+                    lap("parquet")
                     if bar is not None:
                         bar.update(len(batch))
                 ok = True
@@ -211,8 +228,8 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
         "totals": {"examples": total,
                    "answerable": sum(s["answerable"] for s in split_stats.values()),
                    "unanswerable": sum(s["unanswerable"] for s in split_stats.values()),
-                   "questions_read": len(questions) + sum(v for k, v in skips.counts.items()
-                                                          if k not in ("answer_start_repaired", "generated_id"))},
+                   "questions_used": len(questions),
+                   "records_skipped": sum(v for k, v in skips.counts.items() if k not in NOTES)},
         "chunks": {"documents": len(corpus.docs), "chunks": len(corpus.chunks),
                    "max_chunk_tokens": cfg.max_chunk_tokens,
                    "token_counter": cfg.tokenizer or "estimate (2.45 tokens/word + 1/punctuation mark)",
@@ -226,6 +243,7 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
         "origins": sorted({s["origin"] for s in sources}),
         "config": to_dict(cfg),
         "elapsed_s": round(elapsed, 3),
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "examples_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
         "files": {f"{s}.parquet": sha256_file(out_dir / f"{s}.parquet") for s in SPLITS
                   if (out_dir / f"{s}.parquet").exists()},
@@ -235,7 +253,8 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
 
 
 def _write_rows(plans: list[Planned], corpus: Corpus, cfg: BuildConfig, writer, fallbacks: Counter,
-                skips: SkipLog, stats: dict, WriteRequest, extractive_answer) -> list[dict]:
+                skips: SkipLog, stats: dict) -> list[dict]:
+    """Answers for a batch of planned examples (writer, check, fallback) -> Parquet rows."""
     requests, request_rows = [], []
     for i, p in enumerate(plans):
         if p.gold is not None:

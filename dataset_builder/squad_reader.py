@@ -135,12 +135,10 @@ def parse_squad(articles: list, where_file: str, origin: str, source: str, skips
             doc = Document(doc_id=_unique_doc_id(f"{origin}/{slug(title)}/p{pi}", doc_ids), text=context,
                            title=title.replace("_", " "), source=source, metadata={}, group=group,
                            origin=origin, where=pat)
-            kept = 0
             for qi, qa in enumerate(qas):
                 q = _parse_qa(qa, context, doc, f"{pat}.qas[{qi}]", f"{origin}-{ai}-{pi}-{qi}", skips, seen_ids)
                 if q is not None:
                     questions.append(q)
-                    kept += 1
             docs.append(doc)
     return docs, questions
 
