@@ -27,7 +27,9 @@ class EvalConfig:
     max_new_tokens: int = field(default=96, metadata={"help": "generation length cap (greedy decoding)"})
     quantization: Literal["nf4", "fp4", "none"] = field(default="nf4", metadata={
         "help": "4-bit load of the base (as in training) or none"})
-    compute_dtype: str = field(default="bfloat16", metadata={"help": "dtype the 4-bit matmuls run in"})
+    compute_dtype: str = field(default="auto", metadata={
+        "help": "dtype the 4-bit matmuls run in; auto = bfloat16 on CUDA, float32 on CPU (bf16 is emulated "
+        "and several times slower on most CPUs)"})
     dtype: str = field(default="float32", metadata={"help": "dtype of the non-quantized weights"})
     device: str | None = field(default=None, metadata={"help": "cuda or cpu (default: cuda if available)"})
     compute_loss: bool = field(default=True, metadata={

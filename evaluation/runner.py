@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,14 @@ def load_tokenizer_for(config: EvalConfig):
         return load_tokenizer(config.base)
 
 
+def resolve_compute_dtype(config: EvalConfig) -> str:
+    if config.compute_dtype != "auto":
+        return config.compute_dtype
+    from rag_de.modeling import default_device
+
+    return "bfloat16" if (config.device or default_device()).startswith("cuda") else "float32"
+
+
 def find_run_dir(config: EvalConfig) -> Path | None:
     candidates = [config.run_dir] if config.run_dir else []
     candidates += [str(Path(config.out).parent)]
@@ -112,8 +120,10 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         raise EvalInputError(str(exc)) from None
 
     # 2. What is already cached.
+    compute_dtype = resolve_compute_dtype(config)
+    config = replace(config, compute_dtype=compute_dtype)   # results.json records what actually ran
     common = {"base": hub_id(config.base), "quantization": config.quantization, "dtype": config.dtype,
-              "compute_dtype": config.compute_dtype, "max_new_tokens": config.max_new_tokens, "greedy": True}
+              "compute_dtype": compute_dtype, "max_new_tokens": config.max_new_tokens, "greedy": True}
     digests = {"base": settings_hash(common),
                "adapter": settings_hash({**common, "adapter": adapter_fingerprint(config.adapter, config.adapter_revision)})}
     cache = ResultCache(out / "generations.jsonl")
@@ -129,7 +139,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         from evaluation.inference import answer_nll, generate_batch
         from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm
 
-        quant = QuantizationSettings(kind=config.quantization, compute_dtype=config.compute_dtype)
+        quant = QuantizationSettings(kind=config.quantization, compute_dtype=compute_dtype)
         model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
         model = load_adapter(model, config.adapter, revision=config.adapter_revision)
         model.eval()
