@@ -170,3 +170,14 @@ def test_card_model_push_updates_readme_on_the_hub(tmp_path, local_hub):
     pushed = Path(hf_hub_download("org/card-push-test", "README.md", cache_dir=tmp_path / "dl")).read_text()
     assert pushed == (run / "README.md").read_text()
     assert ModelCard(pushed).data.model_name == "org/card-push-test"
+
+
+def test_card_space_push_updates_the_space_readme(tmp_path, local_hub):
+    from huggingface_hub import HfApi, SpaceCard, hf_hub_download
+
+    HfApi().create_repo("org/card-push-space", repo_type="space", space_sdk="gradio", exist_ok=True)
+    assert rag_de(["card", "space", "--kind", "demo", "--space", "org/card-push-space", "--model",
+                   "org/smol-rag", "--push"]) == 0
+    path = hf_hub_download("org/card-push-space", "README.md", repo_type="space", cache_dir=tmp_path / "dl")
+    data = SpaceCard(Path(path).read_text()).data
+    assert data.sdk == "gradio" and data.models == ["org/smol-rag"]
