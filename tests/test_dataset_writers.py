@@ -109,16 +109,18 @@ class Stub:
         messages = body["messages"]
         # the writer's cache key: sha256 of (model, messages, params), so the test can match cache files
         key = cache_key(body["model"], messages, {k: body[k] for k in ("temperature", "max_tokens")})
+        user = messages[-1]["content"]
+        failing = bool(self.always_fail) and self.always_fail in user
         with self.lock:
             attempt = self.posts[key]
             self.posts[key] += 1
             if attempt == 0:
                 self.order[key] = len(self.order)
-                if self.flaky and self.order[key] % 5 == 2:
+                # arrival order depends on thread timing: the always-failing request is never "bad"
+                if self.flaky and self.order[key] % 5 == 2 and not failing:
                     self.bad_keys.add(key)
             n = self.order[key]
-        user = messages[-1]["content"]
-        if self.always_fail and self.always_fail in user:
+        if failing:
             return self._send(http, 500, {"error": "always failing"}, "always_500")
         if self.flaky and attempt == 0 and n % 3 == 0:
             return self._send(http, 500, {"error": "flaky"}, "first_500")
