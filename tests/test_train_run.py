@@ -145,7 +145,6 @@ def _hub_conf(base_repo, data_dir, tmp_path, adapter_repo) -> TrainConfig:
     return cfg.from_dict(TrainConfig, overrides)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_accelerate_launch_two_cpu_processes(tiny, tmp_path):
     from peft import PeftModel
