@@ -4,23 +4,17 @@ fails before the model loads."""
 from __future__ import annotations
 
 import pytest
-from test_train_utils import build_model_dir, tiny_config, write_dataset
+from test_train_utils import build_model_dir, conf_for, write_dataset
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
-from rag_de import config as cfg
 from rag_de.config import ConfigError
 from training_space import train as train_mod
-from training_space.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     return build_model_dir(root / "model"), write_dataset(root / "data")
-
-
-def conf_for(model, data, out, **training) -> TrainConfig:
-    return cfg.from_dict(TrainConfig, tiny_config(str(model), str(data), out, **training))
 
 
 @pytest.fixture

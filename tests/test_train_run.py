@@ -13,23 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_train_utils import build_model_dir, tiny_config, write_dataset
+from conftest import REPO_ROOT
+from test_train_utils import build_model_dir, conf_for, tiny_config, write_dataset
 
 from rag_de import config as cfg
 from training_space import train as train_mod
 from training_space.config import TrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-run")
     return build_model_dir(root / "model"), write_dataset(root / "data")
-
-
-def conf_for(model, data, out, **training) -> TrainConfig:
-    return cfg.from_dict(TrainConfig, tiny_config(str(model), str(data), out, **training))
 
 
 def adapter_weights(folder: Path) -> dict[str, torch.Tensor]:

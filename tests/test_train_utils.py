@@ -123,3 +123,11 @@ def tiny_config(model: str, dataset: str, out: Path, **training) -> dict:
                      "eval_steps": 2, "save_steps": 2, "gradient_checkpointing": False, "bf16": False,
                      "warmup_steps": 0, "lr_scheduler_type": "constant", **training},
     }
+
+
+def conf_for(model, data, out, **training):
+    """`tiny_config` validated into a `TrainConfig` (what the training code receives)."""
+    from rag_de import config as cfg
+    from training_space.config import TrainConfig
+
+    return cfg.from_dict(TrainConfig, tiny_config(str(model), str(data), out, **training))
