@@ -61,7 +61,7 @@ class TokenCounter:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
     """A chunk's body as `text[start:end]` of the document, and the heading line it sits under."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from dataset_builder.records import Document, InputError, Question, SkipLog, read_jsonl, read_utf8
+from dataset_builder.records import Document, InputError, Question, SkipLog, iter_jsonl, read_utf8
 from dataset_builder.squad_reader import resolve_span, slug
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
@@ -97,7 +97,7 @@ def _read_folder(root: Path, origin: str, skips: SkipLog) -> list[Document]:
 
 def _read_jsonl_corpus(path: Path, origin: str, skips: SkipLog) -> list[Document]:
     docs = []
-    for number, record in read_jsonl(path):
+    for number, record in iter_jsonl(path):
         where = f"{path}:{number}"
         doc_id = str(record.get("id") or "").strip()
         if not doc_id:
@@ -140,7 +140,7 @@ def read_qa(path: str | Path, docs: list[Document], origin: str, skips: SkipLog,
         raise InputError(f"{path}: QA file not found (JSONL with id, question, answer, document, answerable)")
     index = document_index(docs)
     questions = []
-    for number, record in read_jsonl(path):
+    for number, record in iter_jsonl(path):
         where = f"{path}:{number}"
         qid = str(record.get("id") or "").strip()
         if not qid:

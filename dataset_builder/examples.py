@@ -57,13 +57,19 @@ class Corpus:
                 corpus.chunk_doc.append(len(corpus.docs) - 1)
         return corpus
 
-    def record(self, c: int) -> dict:
-        """`Chunk.to_record()` of chunk `c`, with the metadata JSON encoded once per document."""
-        chunk, d = self.chunks[c], self.chunk_doc[c]
+    def metadata_json(self, c: int) -> str:
+        """`Chunk.to_record()["metadata"]` of chunk `c`, encoded once per document (chunks share it)."""
+        d = self.chunk_doc[c]
         meta = self._meta_json.get(d)
         if meta is None:
-            meta = self._meta_json[d] = chunk.to_record()["metadata"]
-        return {"id": chunk.id, "title": chunk.title, "source": chunk.source, "text": chunk.text, "metadata": meta}
+            meta = self._meta_json[d] = self.chunks[c].to_record()["metadata"]
+        return meta
+
+    def record(self, c: int) -> dict:
+        """`Chunk.to_record()` of chunk `c` (the `contexts` column's form)."""
+        chunk = self.chunks[c]
+        return {"id": chunk.id, "title": chunk.title, "source": chunk.source, "text": chunk.text,
+                "metadata": self.metadata_json(c)}
 
     def doc_chunk_range(self, doc_id: str) -> range:
         d = self.doc_pos[doc_id]

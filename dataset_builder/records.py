@@ -7,12 +7,13 @@ skipped and counted by reason in `SkipLog`, which ends up in stats.json with the
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 SAMPLES_PER_REASON = 20   # records listed per skip reason in stats.json (all are counted)
 
@@ -21,7 +22,7 @@ class InputError(ValueError):
     """An input cannot be used; the message names the file, the record and the fix."""
 
 
-@dataclass
+@dataclass(slots=True)   # slots: a 100k-question build holds every record at once
 class Document:
     doc_id: str        # unique across all inputs; chunk ids are `<doc_id>#<n>`
     text: str
@@ -33,7 +34,7 @@ class Document:
     where: str         # file (and record) for messages
 
 
-@dataclass
+@dataclass(slots=True)
 class Question:
     id: str
     question: str
@@ -81,17 +82,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _not_utf8(path: Path, byte: int, offset: int, line: int) -> InputError:
+    return InputError(
+        f"{path}: not UTF-8 (byte 0x{byte:02x} at offset {offset}, line {line}); "
+        f"convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`"
+    )
+
+
 def read_utf8(path: Path) -> str:
     """File text as UTF-8, or an InputError with the byte offset and line of the first bad byte."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line}); "
-            f"convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`"
-        ) from None
+        raise _not_utf8(path, data[exc.start], exc.start, data[: exc.start].count(b"\n") + 1) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -104,18 +108,35 @@ def load_json(path: Path) -> Any:
                          "fix the file (e.g. check it with `python -m json.tool`)") from None
 
 
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) per non-empty line; a malformed line raises an InputError naming it.
+
+    The file is read line by line: a large corpus never exists as one string plus a list of its lines
+    plus all parsed records at once (that transient peak, interleaved with the kept texts, used to stay
+    in the process as fragmented heap). Lines end at "\n" only (JSON text may hold U+2028 and the like).
+    """
+    offset = 0
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            start = 3 if number == 1 and raw.startswith(codecs.BOM_UTF8) else 0
+            try:
+                line = raw[start:].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = start + exc.start
+                raise _not_utf8(path, raw[bad], offset + bad, number) from None
+            offset += len(raw)
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: malformed JSON line (column {exc.colno}: {exc.msg}); "
+                                 "each line must be one JSON object") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield number, record
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) per non-empty line; a malformed line raises an InputError naming it."""
-    out = []
-    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: malformed JSON line (column {exc.colno}: {exc.msg}); "
-                             "each line must be one JSON object") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        out.append((number, record))
-    return out
+    """All of `iter_jsonl(path)` as a list."""
+    return list(iter_jsonl(path))

@@ -67,6 +67,21 @@ def test_non_utf8_files_name_file_and_offset(tmp_path):
         build(BuildInputs(corpora=[(str(corpus), str(tmp_path / "qa.jsonl"))]), tmp_path / "out", progress=False)
 
 
+def test_jsonl_is_read_line_by_line_with_exact_positions(tmp_path):
+    """BOM, blank lines, U+2028 inside a JSON string (one line, not two), and a bad byte's position."""
+    from dataset_builder.records import iter_jsonl
+
+    path = tmp_path / "qa.jsonl"
+    first = json.dumps({"id": "a", "question": "Zeile\u2028mit Trenner?"}, ensure_ascii=False).encode()
+    path.write_bytes(b"\xef\xbb\xbf" + first + b"\r\n\n" + b'{"id": "b"}\n')
+    assert [(n, r["id"]) for n, r in iter_jsonl(path)] == [(1, "a"), (3, "b")]
+    assert next(iter_jsonl(path))[1]["question"] == "Zeile\u2028mit Trenner?"
+    bad = b'{"id": "a"}\n{"id": "' + "Prüfung".encode("latin-1") + b'"}\n'
+    path.write_bytes(bad)
+    with pytest.raises(InputError, match=rf"qa\.jsonl: not UTF-8 \(byte 0xfc at offset {bad.index(0xfc)}, line 2\)"):
+        list(iter_jsonl(path))
+
+
 def test_answer_start_repaired_when_unique_and_reported_when_ambiguous(tmp_path):
     wrong = CONTEXT_A.index("90 Minuten") + 7
     paragraphs = [{"context": CONTEXT_A, "qas": [

@@ -41,3 +41,57 @@ def test_edge_cases_empty_query_unknown_words_k_above_size_empty_index():
     assert len(index.search("Modul Mensa Datenbanken Prüfung", 50)) <= len(TEXTS)
     assert BM25Index([]).search_many(["Modul"], 3) == [[]]
     assert index.search_many([], 3) == []
+
+
+def _corpus(n: int) -> list[str]:
+    """German-like texts with many exact score ties (few distinct words per text)."""
+    words = ["Modul", "Prüfung", "Klausur", "Statistik", "Datenbanken", "Semester", "ECTS", "Projekt",
+             "Übung", "Vorlesung", "Labor", "Bericht", "5", "10", "die", "der", "und"]
+    return [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(3 + i % 5)) for i in range(n)]
+
+
+def test_index_matrix_equals_bm25s_own_indexing(monkeypatch):
+    """The vectorized build gives bm25s' matrix bit for bit, across text blocks and scoring steps."""
+    import bm25s
+    import numpy as np
+
+    import dataset_builder.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "INDEX_BLOCK", 7)
+    monkeypatch.setattr(retrieval, "INDEX_STEP", 16)
+    texts = _corpus(60) + TEXTS
+    index = BM25Index(iter(texts))                      # any iterable, read once
+    reference = bm25s.BM25()
+    reference.index(tokenize_de(texts), show_progress=False)
+    ref = reference.scores
+    assert index.size == len(texts) and set(index._vocab) == set(reference.vocab_dict) - {""}
+    for stem, token in index._vocab.items():
+        ours = slice(index._indptr[token], index._indptr[token + 1])
+        theirs = slice(ref["indptr"][reference.vocab_dict[stem]], ref["indptr"][reference.vocab_dict[stem] + 1])
+        assert np.array_equal(index._indices[ours], ref["indices"][theirs])
+        assert np.array_equal(index._data[ours], ref["data"][theirs])
+
+
+def test_search_is_exact_top_k_with_ties_by_position():
+    """Against a brute-force ranking (all documents scored, sorted by score desc, position asc)."""
+    import numpy as np
+
+    texts = _corpus(300)
+    index = BM25Index(texts)
+    queries = ["Modul Prüfung", "Klausur Statistik ECTS", "5 10 Projekt Übung", "Labor", "Modul Modul Bericht",
+               "Semester Vorlesung Datenbanken Klausur", "xyzzy", ""] * 12
+
+    def brute(query: str, k: int) -> list[tuple[int, float]]:
+        scores = np.zeros(index.size)
+        for token in index._query_ids([query])[0]:
+            for p in range(index._indptr[token], index._indptr[token + 1]):
+                scores[index._indices[p]] += np.float64(index._data[p])
+        order = sorted((-s, d) for d, s in enumerate(scores) if s > 0)[:k]
+        return [(d, float(np.float32(-s))) for s, d in order]
+
+    for k in (1, 5, 40):
+        expected = [brute(q, k) for q in queries]
+        assert index.search_many(queries, k) == expected
+        assert index.search_many(queries, k, n_threads=2) == expected
+        assert index.search_many(queries, k, n_threads=0) == expected
+    assert any(len({s for _, s in hits}) < len(hits) for hits in expected)   # ties were exercised
