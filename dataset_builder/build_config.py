@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Optional
 
 from dataset_builder.chunking import DEFAULT_MAX_TOKENS
+
+# The build the CPU training preset is sized for (the quickstart's, and `rag-de train` without --dataset).
+CPU_BUILD_CONFIG = Path(__file__).resolve().parent / "configs" / "cpu-quickstart.yaml"
 
 
 @dataclass

@@ -7,8 +7,15 @@ contract:
   sentences, with the chunk cited as `[n]`, and for `REFUSAL` when the chunks lack the answer;
 * a user turn holding the numbered context chunks, each with its metadata (title, source and free
   fields such as module code and ECTS), then the question;
-* an assistant answer that cites the chunk it used as `[n]` (n = the chunk's number in the prompt,
-  1-based), optionally followed by the source title; or exactly `REFUSAL`, which cites nothing.
+* an assistant answer that starts with its source, `Laut Abschnitt [n] (<title>): <full sentence(s)>`
+  (n = the chunk's number in the prompt, 1-based; the title part is optional), or exactly `REFUSAL`,
+  which cites nothing.
+
+Why the source comes first: the model commits to a chunk before it writes, then copies from that chunk
+("attribute first, then generate"), and every answer begins with the same words, so "answer or refuse"
+is decided by evidence in the first tokens rather than by which answer opening is most frequent (a
+small model trained on few rows otherwise learns to refuse everything: the refusal is its single most
+likely opening). `parse_answer` still reads citations anywhere in the text.
 """
 
 from __future__ import annotations
@@ -19,16 +26,17 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+# The refusal opens with a word no answer opens with: "Die", the most common first word of an answer
+# sentence, made small models slide from an answer into the refusal (and learn to refuse everything).
 REFUSAL = (
-    "Die bereitgestellten Informationen enthalten keine Antwort auf diese Frage, "
-    "daher kann ich sie leider nicht beantworten."
+    "Leider enthalten die bereitgestellten Informationen keine Antwort auf diese Frage, "
+    "daher kann ich sie nicht beantworten."
 )
+ANSWER_LEAD = "Laut Abschnitt"
 SYSTEM_PROMPT = (
-    "Du bist ein sachlicher Assistent, der Fragen ausschließlich anhand der nummerierten "
-    "Kontextabschnitte beantwortet, die der Nutzer mitschickt. Antworte in ganzen deutschen Sätzen "
-    "und gib die Nummer des Abschnitts, aus dem die Information stammt, in eckigen Klammern an, "
-    "zum Beispiel [2]. Verwende kein Wissen außerhalb der Abschnitte. Wenn die Abschnitte die "
-    "Antwort nicht enthalten, antworte genau mit: „" + REFUSAL + "“"
+    "Du beantwortest Fragen ausschließlich anhand der nummerierten Kontextabschnitte des Nutzers, in "
+    "ganzen deutschen Sätzen. Beginne mit der Quelle, zum Beispiel: „" + ANSWER_LEAD + " [2]: …“. "
+    "Enthalten die Abschnitte die Antwort nicht, antworte genau: „" + REFUSAL + "“"
 )
 
 CONTEXT_HEADER = "Kontext:"
@@ -48,6 +56,8 @@ METADATA_LABELS = {
 }
 CITATION_RE = re.compile(r"\[(\d{1,3})\]")
 SOURCE_SUFFIX_RE = re.compile(r"\s*\((?:Quelle|Source):[^)]*\)\s*$")
+# The lead of a cited answer: "Laut Abschnitt [2] (Titel): " (title optional).
+LEAD_RE = re.compile(r"^\s*" + ANSWER_LEAD + r"\s*\[\d{1,3}\]\s*(?:\((?:[^()]|\([^()]*\))*\))?\s*:\s*")
 
 
 @dataclass
@@ -117,15 +127,29 @@ def chat_messages(question: str, chunks: Sequence[Chunk | Mapping[str, Any]], an
 
 
 def format_answer(sentence: str, number: int, title: str | None = None) -> str:
-    """A cited answer: the sentence, then `[n]` before its final punctuation, then the source title."""
+    """A cited answer: `Laut Abschnitt [n] (title): sentence.` (the title part only when given)."""
     sentence = sentence.strip()
-    end = ""
-    if sentence and sentence[-1] in ".!?":
-        sentence, end = sentence[:-1].rstrip(), sentence[-1]
-    text = f"{sentence} [{number}]{end or '.'}"
-    if title:
-        text += f" (Quelle: {title})"
-    return text
+    if sentence and sentence[-1] not in ".!?":
+        sentence += "."
+    source = f"{ANSWER_LEAD} [{number}]" + (f" ({title})" if title else "")
+    return f"{source}: {sentence}"
+
+
+def recite_answer(answer: str, number: int, title: str | None = None) -> str:
+    """A generated answer in the contract's form, citing chunk `number` first.
+
+    An answer that already opens with `Laut Abschnitt [n]` (as in "Laut Abschnitt [2] umfasst das Modul
+    5 ECTS.") keeps its wording and gets the title after the citation; any other is rewritten as
+    `format_answer(<its text without markers>, number, title)`.
+    """
+    answer = answer.strip()
+    opening = f"{ANSWER_LEAD} [{number}]"
+    if answer.startswith(opening):
+        rest = answer[len(opening):]
+        if title and not rest.lstrip().startswith("("):
+            rest = f" ({title})" + rest
+        return opening + rest
+    return format_answer(parse_answer(answer).text, number, title)
 
 
 def split_messages(messages: Sequence[Mapping[str, str]]) -> tuple[list[dict], list[dict]]:
@@ -147,7 +171,7 @@ _REFUSAL_NORM = _normalize(REFUSAL)
 
 @dataclass
 class ParsedAnswer:
-    text: str                # the answer without citation markers and source suffix
+    text: str                # the answer without its source lead, citation markers and source suffix
     cited: list[int]         # 1-based chunk numbers, in order of first appearance
     cited_chunk_ids: list[str]
     is_refusal: bool
@@ -165,7 +189,7 @@ def parse_answer(answer: str, chunks: Sequence[Chunk | Mapping[str, Any]] | None
         number = int(match.group(1))
         if number not in cited:
             cited.append(number)
-    text = SOURCE_SUFFIX_RE.sub("", raw)
+    text = SOURCE_SUFFIX_RE.sub("", LEAD_RE.sub("", raw))
     text = CITATION_RE.sub("", text)
     text = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]+", " ", text)).strip()
     is_refusal = _normalize(text).startswith(_REFUSAL_NORM) or _normalize(text) == _REFUSAL_NORM

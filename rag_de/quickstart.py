@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dataset_builder.build_config import CPU_BUILD_CONFIG
 from rag_de import config as cfg
 from rag_de.base_model import EMBEDDED_MODEL_ID, cache_root
 
@@ -44,6 +45,9 @@ class QuickstartConfig:
     adapter_name: str = field(default="smollm2-135m-rag-de-qlora", metadata={"help": "adapter repo name"})
     space_name: str = field(default="spaces-rag-de-demo", metadata={"help": "demo Space repo name"})
     base_model: str = field(default=EMBEDDED_MODEL_ID, metadata={"help": "base model (Hub id)"})
+    build_config: str = field(default=str(CPU_BUILD_CONFIG), metadata={
+        "help": "`rag-de build` config: the quickstart's rows are sized for CPU training (128-token chunks, "
+        "1-2 per example)"})
     train_config: str = field(default=str(CPU_PRESET), metadata={"help": "training preset YAML"})
     max_steps: int = field(default=0, metadata={"help": "override the preset's max_steps (0: keep)"})
     train_args: list[str] = field(
@@ -182,7 +186,7 @@ class Pipeline:
         if (self.data_dir / "stats.json").exists():
             print(f"reusing {self.data_dir} (delete it to rebuild)")
         else:
-            self.rag_de("build", "build", "--out", str(self.data_dir))
+            self.rag_de("build", "build", "--config", self.conf.build_config, "--out", str(self.data_dir))
         stats = json.loads((self.data_dir / "stats.json").read_text())
         print(f"splits: { {k: v for k, v in stats.get('splits', {}).items()} }")
 

@@ -15,7 +15,8 @@ import pytest
 from dataset_builder.answer_check import normalize
 from dataset_builder.build_config import BuildConfig
 from dataset_builder.contract import (REFUSAL, SYSTEM_PROMPT, Chunk, chat_messages, contexts_from_column,
-                                      format_answer, parse_answer, prompt_messages, split_messages)
+                                      format_answer, parse_answer, prompt_messages, recite_answer,
+                                      split_messages)
 from dataset_builder.pipeline import BuildInputs, build
 from dataset_builder.schema import COLUMNS, load_built
 
@@ -30,8 +31,16 @@ def test_render_parse_round_trip():
     user = messages[1]["content"]
     assert "[1] Titel: Statistik | Quelle: STAT.md | Modulkürzel: STAT | ECTS: 5\nDie Klausur dauert 90 Minuten." in user
     assert user.endswith("Frage: Wie lange dauert die Klausur?")
+    assert messages[-1]["content"] == "Laut Abschnitt [1] (Statistik): Die Klausur dauert 90 Minuten."
     parsed = parse_answer(messages[-1]["content"], CHUNKS)
     assert parsed.text == "Die Klausur dauert 90 Minuten." and parsed.cited == [1]
+    # citations elsewhere in the text and an old-style source suffix are read as well
+    legacy = parse_answer("Die Klausur dauert 90 Minuten [2]. (Quelle: Campus)", CHUNKS)
+    assert legacy.text == "Die Klausur dauert 90 Minuten." and legacy.cited_chunk_ids == ["b#1"]
+    assert parse_answer("Laut Abschnitt [1] (Modul (neu)): Ja.").text == "Ja."
+    assert recite_answer("Sie dauert 90 Minuten [1].", 2, "Campus") == "Laut Abschnitt [2] (Campus): Sie dauert 90 Minuten."
+    assert recite_answer("Laut Abschnitt [2] dauert sie 90 Minuten.", 2, "Campus") == \
+        "Laut Abschnitt [2] (Campus) dauert sie 90 Minuten."
     assert parsed.cited_chunk_ids == ["a#0"] and not parsed.is_refusal
     refusal = parse_answer(REFUSAL, CHUNKS)
     assert refusal.is_refusal and refusal.cited == []

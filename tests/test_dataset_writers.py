@@ -42,8 +42,8 @@ HINT_RE = re.compile(r"Auszug aus Abschnitt \[(\d+)\]\): „(.*)“")
     ("Die Klausur dauert 90 Minuten.", "missing_gold_citation"),
     ("Die Klausur dauert 90 Minuten [1].", "missing_gold_citation"),
     ("Die Klausur dauert 90 Minuten [2][7].", "citation_out_of_range"),
-    ("Die bereitgestellten Informationen enthalten keine Antwort auf diese Frage, daher kann ich sie "
-     "leider nicht beantworten.", "refusal"),
+    ("Leider enthalten die bereitgestellten Informationen keine Antwort auf diese Frage, daher kann ich "
+     "sie nicht beantworten.", "refusal"),
     ("", "empty"),
 ])
 def test_answer_check(answer, reason):
@@ -60,10 +60,10 @@ def test_extractive_answer_uses_the_sentence_and_heading_for_fragments():
     chunk = Chunk("m#1", "## Prüfung\n- Klausur, 90 Minuten\n- Bonus durch Übungen", "M Statistik", "M.md")
     start = chunk.text.index("90 Minuten")
     req = WriteRequest("Wie lange?", [Chunk("x#0", "Anderes."), chunk], 2, "90 Minuten", start)
-    assert extractive_answer(req) == "Prüfung: Klausur, 90 Minuten [2]. (Quelle: M Statistik)"
+    assert extractive_answer(req) == "Laut Abschnitt [2] (M Statistik): Prüfung: Klausur, 90 Minuten."
     prose = Chunk("m#2", "## Inhalte\nEs geht um Tests. Die Klausur dauert 90 Minuten. Danach Ferien.", "M", "M.md")
     req = WriteRequest("Wie lange?", [prose], 1, "90 Minuten", prose.text.index("90 Minuten"))
-    assert extractive_answer(req, cite_title=False) == "Die Klausur dauert 90 Minuten [1]."
+    assert extractive_answer(req, cite_title=False) == "Laut Abschnitt [1]: Die Klausur dauert 90 Minuten."
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible stub
@@ -185,7 +185,8 @@ def test_http_writer_survives_failures_falls_back_and_reuses_its_cache(tmp_path)
         rows = {r["id"]: r for ds in load_built(tmp_path / "out").values() for r in ds}
         generated = [r for r in rows.values() if "lautet die Antwort" in r["answer"]]
         assert len(generated) == answerable - 1 - len(stub.bad_keys) > 0
-        assert all(r["answer"].endswith(")") and "(Quelle: " in r["answer"] for r in generated)
+        # generated answers take the contract's form: source lead with the title, one citation
+        assert all(re.match(r"Laut Abschnitt \[\d\] \([^)]+\) lautet die Antwort: ", r["answer"]) for r in generated)
         assert "lautet" not in rows[first["id"]]["answer"]         # fell back to the extractive sentence
         assert len(cached_keys(tmp_path / "cache")) == answerable - 1
 

@@ -1,8 +1,9 @@
 """Command 1 (`scripts/quickstart.sh`) end to end, headless, with a short training budget.
 
-Runs the real script (set-up is a no-op when .venv is current), then restarts a Hub on the
-quickstart's data dir and checks every artifact through the real clients. A second test kills the
-run during training and checks that the rerun resumes from the checkpoint instead of starting over.
+Runs the real script (set-up is a no-op when .venv is current), kills it during training, runs it
+again and checks that it resumed instead of starting over; then restarts a Hub on the quickstart's data
+dir and checks every artifact through the real clients. (One run serves both checks: each full run of
+the pipeline costs minutes.)
 """
 
 from __future__ import annotations
@@ -34,14 +35,40 @@ def quickstart(workdir: Path, *extra: str, **popen) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True, text=True, **popen)
 
 
-def test_quickstart_headless_publishes_every_artifact(tmp_path):
-    log_path = tmp_path / "quickstart.log"
+def test_killed_quickstart_resumes_and_publishes_every_artifact(tmp_path):
+    """Command 1 killed during training (as a closed terminal would), then run again: the finished stages
+    are reused, training resumes from its checkpoint, and every artifact lands on the local Hub."""
+    steps = 4
+    args = ("--max_steps", str(steps), "--train_args", SHORT_TRAIN + ",--training.save_steps=2,--training.eval_steps=2")
+    log_path = tmp_path / "first.log"
     with open(log_path, "w") as log:
-        proc = quickstart(tmp_path, "--max_steps", "3", "--train_args", SHORT_TRAIN, stdout=log)
+        proc = quickstart(tmp_path, *args, stdout=log)
+        deadline = time.time() + 1200
+        while not list((tmp_path / "run").glob("checkpoint-*")):
+            assert proc.poll() is None, log_path.read_text()[-6000:]
+            assert time.time() < deadline, "no checkpoint within the time limit"
+            time.sleep(1)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: script, stages and the Hub
+        proc.wait()
+    assert not (tmp_path / "run" / "train_summary.json").exists()
+    first = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*"))
+
+    log_path = tmp_path / "second.log"
+    with open(log_path, "w") as log:
+        proc = quickstart(tmp_path, *args, stdout=log)
         assert proc.wait(timeout=1500) == 0, log_path.read_text()[-6000:]
     output = log_path.read_text()
     for stage in ("[hub]", "[build]", "[publish]", "[train]", "[evaluate]", "[card]", "[deploy]", "[done]"):
         assert stage in output, f"stage {stage} missing from the quickstart output"
+    assert "reusing" in output and "resuming" in output
+    assert "rag-de build" not in output, "the finished build stage ran again"
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["global_step"] == steps
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    logged_steps = [row["step"] for row in state["log_history"] if "loss" in row]
+    assert first and min(first) >= 2 and logged_steps[-1] == steps
+    assert logged_steps.count(1) == 1, "the resumed run started over"
 
     port = free_port()
     hub = start_hub(tmp_path / "hub", port)
@@ -56,12 +83,13 @@ def test_quickstart_headless_publishes_every_artifact(tmp_path):
 
         adapter_files = set(api.list_repo_files("org/smollm2-135m-rag-de-qlora"))
         assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= adapter_files
-        card_path = api.hf_hub_download("org/smollm2-135m-rag-de-qlora", "README.md")
-        card = ModelCard.load(card_path)
+        card = ModelCard.load(api.hf_hub_download("org/smollm2-135m-rag-de-qlora", "README.md"))
         assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
         results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
-        assert card.data.eval_results, "the model card carries no evaluation results"
-        assert results["metrics"]
+        assert results["metrics"] and card.data.eval_results, "the model card carries no evaluation results"
+        names = {r.metric_type for r in card.data.eval_results}
+        assert names == {k for k, row in results["metrics"].items() if row.get("adapter") is not None}
+        assert "citation_accuracy" in names
 
         space_files = set(api.list_repo_files("org/spaces-rag-de-demo", repo_type="space"))
         assert {"app.py", "requirements.txt", "README.md"} <= space_files
@@ -70,34 +98,3 @@ def test_quickstart_headless_publishes_every_artifact(tmp_path):
     finally:
         hub.terminate()
         hub.wait(10)
-
-
-def test_killed_quickstart_resumes_training(tmp_path):
-    steps = 6
-    args = ("--max_steps", str(steps), "--train_args", SHORT_TRAIN + ",--training.save_steps=2,--training.eval_steps=2")
-    log_path = tmp_path / "first.log"
-    with open(log_path, "w") as log:
-        proc = quickstart(tmp_path, *args, stdout=log)
-        deadline = time.time() + 1200
-        while not list((tmp_path / "run").glob("checkpoint-*")):
-            assert proc.poll() is None, log_path.read_text()[-6000:]
-            assert time.time() < deadline, "no checkpoint within the time limit"
-            time.sleep(1)
-        time.sleep(1)
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole quickstart, as a closed terminal would
-        proc.wait()
-    assert not (tmp_path / "run" / "train_summary.json").exists()
-    first = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*"))
-
-    log_path = tmp_path / "second.log"
-    with open(log_path, "w") as log:
-        proc = quickstart(tmp_path, *args, stdout=log)
-        assert proc.wait(timeout=1500) == 0, log_path.read_text()[-6000:]
-    output = log_path.read_text()
-    assert "reusing" in output and "resuming" in output
-    assert "rag-de build" not in output, "the finished build stage ran again"
-    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
-    assert summary["global_step"] == steps
-    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
-    logged_steps = [row["step"] for row in state["log_history"] if "loss" in row]
-    assert first and min(first) >= 2 and logged_steps[-1] == steps

@@ -22,18 +22,31 @@ SPLITS = ("train", "validation", "test")
 
 
 def sample_dataset_dir() -> Path:
-    """The sample dataset that `rag-de train` without --dataset uses (built once from the shipped sample data)."""
+    """The sample dataset that `rag-de train` without --dataset uses, built once per builder version.
+
+    The folder name is a hash of the builder's code, sample data and CPU build config, so a changed prompt
+    contract or sample file never trains on a stale cached build.
+    """
+    import hashlib
+
+    import dataset_builder
     from rag_de.base_model import cache_root
 
-    return cache_root() / "sample-dataset"
+    root = Path(dataset_builder.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return cache_root() / "sample-dataset" / digest.hexdigest()[:12]
 
 
 def ensure_sample_dataset() -> Path:
-    """Build the sample dataset with `rag-de build` the first time it is needed."""
+    """Build the sample dataset (CPU-sized rows, as the CPU preset expects) the first time it is needed."""
+    from dataset_builder.build_config import CPU_BUILD_CONFIG
+
     out = sample_dataset_dir()
     if not any(out.glob("**/train*.parquet")):
         print(f"[data] no --dataset given: building the sample dataset into {out} (rag-de build) ...", flush=True)
-        cmd = [sys.executable, "-m", "rag_de", "build", "--out", str(out)]
+        cmd = [sys.executable, "-m", "rag_de", "build", "--config", str(CPU_BUILD_CONFIG), "--out", str(out)]
         if subprocess.run(cmd).returncode != 0:
             raise ConfigError(f"building the sample dataset failed ({' '.join(cmd)}); pass --dataset "
                               "org/NAME or a folder of parquet files instead")

@@ -14,7 +14,8 @@ WRITER_SYSTEM_PROMPT = (
     "Kontextabschnitte, eine Frage und die richtige Antwort als wörtlichen Auszug aus einem der Abschnitte. "
     "Formuliere daraus eine kurze, vollständige Antwort in ganzen deutschen Sätzen. Die Antwort muss den "
     "Auszug enthalten, darf nur Informationen aus diesem Abschnitt verwenden und nennt die Nummer des "
-    "Abschnitts in eckigen Klammern, zum Beispiel [2]. Gib nur die Antwort aus."
+    "Abschnitts in eckigen Klammern, zum Beispiel [2]. Gib nur die Antwort aus. (Die Quellenangabe am "
+    "Anfang der Antwort wird danach einheitlich ergänzt.)"
 )
 
 
