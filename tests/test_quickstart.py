@@ -39,7 +39,8 @@ def test_killed_quickstart_resumes_and_publishes_every_artifact(tmp_path):
     """Command 1 killed during training (as a closed terminal would), then run again: the finished stages
     are reused, training resumes from its checkpoint, and every artifact lands on the local Hub."""
     steps = 4
-    args = ("--max_steps", str(steps), "--train_args", SHORT_TRAIN + ",--training.save_steps=2,--training.eval_steps=2")
+    # `--train_args=...` in one word: its value starts with "--", which argparse would read as a flag
+    args = ("--max_steps", str(steps), f"--train_args={SHORT_TRAIN},--training.save_steps=2,--training.eval_steps=2")
     log_path = tmp_path / "first.log"
     with open(log_path, "w") as log:
         proc = quickstart(tmp_path, *args, stdout=log)
