@@ -316,3 +316,153 @@ def tqdm_if(iterable, show: bool, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc="BM25", unit="batch", **kwargs)
+
+
+class SearchProcess:
+    """A `BM25Index` in a helper process: indexing and search run beside the caller's own work.
+
+    The dataset build is Python-bound (tokenizing, ranking, writing answers), so a second process is
+    the only way it gets a second core. Only texts go to the helper and only hit positions and scores
+    come back, computed by the same code as in-process, so results are identical.
+
+    Use: `index(texts)` (queued; the helper builds while the caller goes on), then `submit(queries, k)`
+    any number of times and `result()` once per submit, in order. Messages are pickled over the
+    helper's stdin/stdout; a sender thread writes requests, so neither side can block the other on a
+    full pipe. A helper that dies raises `RuntimeError` at the next `result()`.
+    """
+
+    def __init__(self):
+        import queue
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])          # import this checkout, not another one
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from dataset_builder.retrieval import _serve; _serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._outbox: queue.Queue = queue.Queue()
+        self._send_error: BaseException | None = None
+        self._sender = threading.Thread(target=self._send_loop, name="bm25-helper-send", daemon=True)
+        self._sender.start()
+
+    def _send_loop(self) -> None:
+        import pickle
+
+        def send(message) -> None:
+            pickle.dump(message, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+
+        try:
+            while True:
+                message = self._outbox.get()
+                if message is None:
+                    break
+                if message[0] == "index":          # texts are drawn here, block by block, as the helper reads
+                    _, texts, k1, b = message
+                    send(("begin", k1, b))
+                    it = iter(texts)
+                    while block := list(islice(it, INDEX_BLOCK)):
+                        send(("texts", block))
+                    send(("build",))
+                else:
+                    send(message)
+        except BaseException as exc:  # noqa: BLE001 - reported by result()
+            self._send_error = exc
+        finally:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+
+    def index(self, texts: Iterable[str], k1: float = 1.5, b: float = 0.75) -> None:
+        """Replace the helper's index by one over `texts`; returns at once.
+
+        `texts` is read later, block by block, by the sender thread (so it must stay valid, and no
+        copy of all texts ever waits in memory); the helper builds while the caller goes on.
+        """
+        self._outbox.put(("index", texts, k1, b))
+
+    def submit(self, queries: Sequence[str], k: int) -> None:
+        self._outbox.put(("search", list(queries), k))
+
+    def result(self) -> list[list[tuple[int, float]]]:
+        """The hits of the oldest submitted search, as `BM25Index.search_many` gives them."""
+        import pickle
+
+        try:
+            message = pickle.load(self._proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = self._proc.wait()
+            raise RuntimeError(f"the BM25 helper process stopped (exit code {code})"
+                               + (f"; sending failed: {self._send_error!r}" if self._send_error else "")) from None
+        if message[0] == "error":
+            raise RuntimeError(f"the BM25 helper process failed:\n{message[1]}")
+        _, counts, docs, scores = message
+        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
+        docs, scores = docs.tolist(), scores.tolist()
+        return [list(zip(docs[a:e], scores[a:e])) for a, e in zip(bounds, bounds[1:])]
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the helper: after its queued work, or at once with `abort` (results nobody will read)."""
+        self._outbox.put(None)
+        if abort:
+            self._proc.kill()
+        self._sender.join(timeout=30)
+        try:
+            self._proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - a helper that does not stop is killed
+            self._proc.kill()
+            self._proc.wait()
+        finally:
+            self._proc.stdout.close()
+
+    def __enter__(self) -> "SearchProcess":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(abort=exc_type is not None)
+
+
+def _serve() -> None:
+    """The helper's loop (see `SearchProcess`); stdout carries only the protocol."""
+    import pickle
+    import sys
+    import traceback
+
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())     # a stray print must not corrupt the protocol
+    inp = sys.stdin.buffer
+    index = None
+
+    def send(message) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    def texts():
+        while True:
+            message = pickle.load(inp)
+            if message[0] == "build":
+                return
+            yield from message[1]
+
+    while True:
+        try:
+            message = pickle.load(inp)
+        except EOFError:
+            return
+        try:
+            if message[0] == "begin":
+                index = None                                   # free the old index first
+                index = BM25Index(texts(), k1=message[1], b=message[2])
+            elif message[0] == "search":
+                hits = index.search_many(message[1], message[2])
+                counts = np.fromiter(map(len, hits), dtype=np.int32, count=len(hits))
+                flat = [h for per_query in hits for h in per_query]
+                send(("hits", counts, np.array([d for d, _ in flat], dtype=np.int64),
+                      np.array([s for _, s in flat], dtype=np.float64)))
+        except Exception:  # noqa: BLE001 - reported to the caller, which raises
+            send(("error", traceback.format_exc()))
+            return

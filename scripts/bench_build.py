@@ -3,11 +3,13 @@
 Each case runs in its own subprocess, so its peak RSS (ru_maxrss) is its own; the synthetic corpus
 (German-like words, one chunk per document) is generated into a temp folder before the timed build.
 Reported: examples/s over the whole build (read, chunk, index, retrieve, write Parquet) in wall time
-and per CPU second of the build (the fair figure on a shared machine: the build is single-threaded unless
-`bm25_threads` > 1), peak RSS, and the RSS before the build started.
+and per CPU second of the build (the fair figure on a shared machine; it counts the BM25 helper
+process too), peak RSS of the build process and of its BM25 helper process (used with --threads other
+than 1 for builds of 20k+ questions), and the RSS before the build started.
 
-    python scripts/bench_build.py                     # xquad + 25k/12.5k + 100k/50k
+    python scripts/bench_build.py                     # xquad + 25k/12.5k + 100k/50k, all cores
     python scripts/bench_build.py --cases xquad,100k  # a subset
+    python scripts/bench_build.py --threads 1         # single process (no BM25 helper)
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def write_synthetic(folder: Path, questions: int, chunks: int, seed: int = 0) ->
     return corpus, qa
 
 
-def run_case(name: str) -> dict:
+def run_case(name: str, threads: int) -> dict:
     """Runs inside the subprocess: build once, report figures."""
     from dataset_builder.build_config import BuildConfig
     from dataset_builder.pipeline import BuildInputs, build
@@ -87,18 +89,19 @@ def run_case(name: str) -> dict:
             n_questions, n_chunks = SYNTHETIC[name]
             corpus, qa = write_synthetic(tmp, n_questions, n_chunks)
             inputs = BuildInputs(corpora=[(str(corpus), str(qa))])
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        before_build, cpu_before = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+        usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        before_build = usage.ru_maxrss / 1024
+        cpu_before = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
         started = time.perf_counter()
-        stats = build(inputs, tmp / "out", BuildConfig(bm25_threads=int(os.environ.get("BENCH_THREADS", "1"))),
-                      progress=False)
+        stats = build(inputs, tmp / "out", BuildConfig(bm25_threads=threads), progress=False)
         wall = time.perf_counter() - started
-        cpu = resource.getrusage(resource.RUSAGE_SELF)
-        return {"case": name, "examples": stats["totals"]["examples"], "chunks": stats["chunks"]["chunks"],
-                "build_s": round(wall, 2), "examples_per_s": round(stats["totals"]["examples"] / wall),
-                "cpu_s": round(cpu.ru_utime + cpu.ru_stime - cpu_before, 1),
-                "examples_per_cpu_s": round(stats["totals"]["examples"] / max(1e-9, cpu.ru_utime + cpu.ru_stime - cpu_before)),
-                "peak_rss_mb": round(cpu.ru_maxrss / 1024),
+        usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime - cpu_before
+        return {"case": name, "threads": threads, "examples": stats["totals"]["examples"],
+                "chunks": stats["chunks"]["chunks"], "build_s": round(wall, 2),
+                "examples_per_s": round(stats["totals"]["examples"] / wall), "cpu_s": round(cpu, 1),
+                "examples_per_cpu_s": round(stats["totals"]["examples"] / max(1e-9, cpu)),
+                "peak_rss_mb": round(usage.ru_maxrss / 1024), "helper_rss_mb": round(children.ru_maxrss / 1024),
                 "rss_before_build_mb": round(before_build), "import_rss_mb": round(base_rss),
                 "parquet_mb": round(sum((tmp / "out" / f).stat().st_size for f in stats["files"]) / 2 ** 20, 1)}
 
@@ -106,15 +109,18 @@ def run_case(name: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="xquad,25k,100k", help="comma-separated: xquad, 25k, 100k")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="BuildConfig.bm25_threads: 0 = one per core (BM25 helper process), 1 = single process")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_case(args.one)))
+        print(json.dumps(run_case(args.one, args.threads)))
         return 0
     rows = []
     for name in args.cases.split(","):
         env = {**os.environ, "RAG_DE_NO_PROGRESS": "1"}
-        proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, env=env)
+        proc = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(args.threads)],
+                              capture_output=True, text=True, env=env)
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
             return proc.returncode
@@ -122,15 +128,16 @@ def main() -> int:
         print(f"[bench] {name}: done", file=sys.stderr)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"rag-de build, writer extractive, {cores} cores, load average {load:.1f} at the end")
+    print(f"rag-de build, writer extractive, bm25_threads={args.threads}, {cores} cores, "
+          f"load average {load:.1f} at the end")
     header = ("case", "examples", "chunks", "build_s", "examples_per_s", "cpu_s", "examples_per_cpu_s",
-              "peak_rss_mb", "rss_before_build_mb", "parquet_mb")
+              "peak_rss_mb", "helper_rss_mb", "rss_before_build_mb", "parquet_mb")
     print(" | ".join(f"{h:>19}" for h in header))
     for row in rows:
         print(" | ".join(f"{row[h]!s:>19}" for h in header))
-    if len(rows) > 1:
-        first, last = rows[0], rows[-1]
-        print(f"ratio {last['case']}/{first['case']}: examples x{last['examples'] / first['examples']:.0f}, "
+    for i in range(1, len(rows)):
+        first, last = rows[i - 1], rows[i]
+        print(f"ratio {last['case']}/{first['case']}: examples x{last['examples'] / first['examples']:.1f}, "
               f"time x{last['build_s'] / first['build_s']:.1f}, peak RSS x{last['peak_rss_mb'] / first['peak_rss_mb']:.2f}")
     return 0
 

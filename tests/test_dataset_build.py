@@ -1,5 +1,6 @@
 """The build's fast paths give what the plain ones would: column-wise Arrow batches, background Parquet
-writes (still atomic), no growth of long-lived strings, the garbage collector left as it was."""
+writes (published atomically, all splits at the end), no growth of long-lived strings, the garbage
+collector left as it was, the BM25 helper process giving the in-process hits."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_arrow_conversion_leaves_long_lived_strings_alone():
     assert sys.getsizeof(text) == size
 
 
-def test_split_writer_writes_in_the_background_and_stays_atomic(tmp_path):
+def test_split_writer_writes_in_the_background_and_publishes_atomically(tmp_path):
     schema = arrow_schema()
     corpus = small_corpus()
     columns = BatchColumns()
@@ -63,6 +64,8 @@ def test_split_writer_writes_in_the_background_and_stays_atomic(tmp_path):
     for _ in range(3):
         sink.write(table)
     sink.close(ok=True)
+    assert not (tmp_path / "train.parquet").exists()   # complete, but published only with the other splits
+    sink.publish()
     written = pq.ParquetFile(tmp_path / "train.parquet")
     assert written.metadata.num_row_groups == 3 and sink.rows == 3
     assert written.read().to_pylist() == table.to_pylist() * 3
@@ -85,3 +88,62 @@ def test_build_restores_the_garbage_collector(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_helper_process_gives_the_same_dataset(tmp_path, monkeypatch):
+    """BM25 in the helper process (several workers) or in-process: byte-identical Parquet files."""
+    import dataset_builder.pipeline as pipeline
+    from dataset_builder.build_config import BuildConfig
+
+    started = []
+    start_helper = pipeline._start_helper
+    monkeypatch.setattr(pipeline, "_start_helper", lambda *a: started.append(start_helper(*a)) or started[-1])
+    monkeypatch.setattr(pipeline, "HELPER_MIN_QUESTIONS", 0)
+    monkeypatch.setattr(pipeline, "HELPER_WINDOW", 1)
+    one = build(BuildInputs.sample(), tmp_path / "one", BuildConfig(bm25_threads=1, batch_size=16), progress=False)
+    two = build(BuildInputs.sample(), tmp_path / "two", BuildConfig(bm25_threads=2, batch_size=16), progress=False)
+    assert started[0] is None and started[1] is not None and started[1]._proc.returncode == 0
+    assert one["files"] == two["files"] and one["splits"] == two["splits"]
+
+
+def test_search_process_matches_in_process_search_and_reports_a_dead_helper():
+    from dataset_builder.retrieval import BM25Index, SearchProcess
+
+    texts = ["Die Prüfung im Modul Statistik ist eine Klausur.", "Datenbanken: SQL und Transaktionen.",
+             "Die Mensa öffnet um 11 Uhr.", "Statistik hat 5 ECTS."] * 20
+    queries = ["Klausur Statistik", "SQL", "Mensa", "ECTS", "xyzzy"] * 10
+    with SearchProcess() as helper:
+        helper.index(iter(texts))
+        helper.submit(queries, 5)
+        helper.submit(queries[:2], 1)
+        assert helper.result() == BM25Index(texts).search_many(queries, 5)
+        assert helper.result() == BM25Index(texts).search_many(queries[:2], 1)
+        helper.index(texts[:3])                      # a new index replaces the old one
+        helper.submit(queries, 3)
+        assert helper.result() == BM25Index(texts[:3]).search_many(queries, 3)
+        helper._proc.kill()
+        helper.submit(queries, 3)
+        with pytest.raises(RuntimeError, match="BM25 helper process stopped"):
+            helper.result()
+
+
+def test_a_failed_build_leaves_the_previous_dataset_untouched(tmp_path, monkeypatch):
+    """Splits are published together at the end: a failure in the last split changes no file."""
+    import dataset_builder.pipeline as pipeline
+
+    out = tmp_path / "out"
+    build(BuildInputs.sample(), out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = []
+    answer_batch = pipeline._answer_batch
+
+    def fail_late(plans, *args):
+        calls.append(len(plans))
+        if len(calls) == 3:                          # the last (largest) split
+            raise RuntimeError("boom")
+        return answer_batch(plans, *args)
+
+    monkeypatch.setattr(pipeline, "_answer_batch", fail_late)
+    with pytest.raises(RuntimeError, match="boom"):
+        build(BuildInputs.sample(), out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before   # no new file, no temp file left

@@ -52,7 +52,9 @@ def test_publish_sample_data_then_load_dataset(local_hub, tmp_path, capsys):
     assert card.data.license == ("cc0-1.0" if stats["licenses"] == ["cc0-1.0"] else "other")
     assert card.data.language == "de" and "question-answering" in card.data.task_categories
     assert [f["split"] for f in card.data.configs[0]["data_files"]] == list(SPLITS)
-    assert "Du bist ein sachlicher Assistent" in card.text and 'load_dataset("org/spaces-rag-de")' in card.text
+    from dataset_builder.contract import SYSTEM_PROMPT
+
+    assert SYSTEM_PROMPT in card.text and 'load_dataset("org/spaces-rag-de")' in card.text   # the prompt, verbatim
     check_hub_dataset(repo, tmp_path / "data", stats)
 
 

@@ -9,9 +9,10 @@ lines of their own), cut to the sentence(s) the span touches; a fragment shorter
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from typing import Sequence
 
-from dataset_builder.chunking import sentence_spans
+from dataset_builder.chunking import _SENTENCE_END_RE, _is_abbreviation, _strip, sentence_spans
 from dataset_builder.contract import format_answer
 from dataset_builder.writers.base import AnswerWriter, WriteRequest
 
@@ -20,12 +21,32 @@ _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 _HEADING_MARKER_RE = re.compile(r"^\s*#{1,6}\s+")
 
 
+def _sentence_window(text: str, line_start: int, line_end: int, start: int, end: int) -> tuple[int, int]:
+    """Sentence boundaries around [start, end): the last one at or before `start`, the first one at or
+    after `end` (line ends count). Splitting only this window gives the same sentences there as
+    splitting the whole line (a boundary is real unless the piece before it ends in an abbreviation,
+    which depends on that piece alone), and is ~3x cheaper than splitting a long line."""
+    bounds = [line_start, *(m.end() for m in _SENTENCE_END_RE.finditer(text, line_start, line_end)), line_end]
+
+    def real(j: int) -> bool:                  # is cut j (0 < j < len(bounds) - 1) a sentence boundary?
+        return not _is_abbreviation(text, *_strip(text, bounds[j - 1], bounds[j]))
+
+    j = bisect_right(bounds, start, 1, len(bounds) - 1) - 1       # last cut <= start (0: line start)
+    while j > 0 and not real(j):
+        j -= 1
+    k = bisect_left(bounds, end, 1, len(bounds) - 1)                # first cut >= end (last: line end)
+    while k < len(bounds) - 1 and not real(k):
+        k += 1
+    return bounds[j], bounds[k]
+
+
 def gold_sentence(text: str, start: int, end: int) -> str:
     """The sentence(s) of `text` around [start, end), on the line(s) holding it, cleaned of markup."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     line_end = len(text) if line_end < 0 else line_end
-    sentences = [(s, e) for s, e in sentence_spans(text, line_start, line_end) if s < end and e > start]
+    window_start, window_end = _sentence_window(text, line_start, line_end, start, end)
+    sentences = [(s, e) for s, e in sentence_spans(text, window_start, window_end) if s < end and e > start]
     s0 = sentences[0][0] if sentences else line_start
     s1 = sentences[-1][1] if sentences else line_end
     sentence = re.sub(r"\s+", " ", text[min(s0, start):max(s1, end)]).strip()
