@@ -403,6 +403,7 @@ def _build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None, pr
         "config": to_dict(cfg),
         "elapsed_s": round(elapsed, 3),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "search_helper": {"used": helper_split_name(hits), "peak_rss_mb": hits.helper_peak_rss_mb},
         "examples_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
         "files": {f"{s}.parquet": sha256_file(out_dir / f"{s}.parquet") for s in SPLITS
                   if (out_dir / f"{s}.parquet").exists()},
@@ -417,6 +418,11 @@ def search_workers(cfg: BuildConfig) -> int:
     from dataset_builder.retrieval import default_threads
 
     return cfg.bm25_threads if cfg.bm25_threads > 0 else default_threads()
+
+
+def helper_split_name(hits: "_BatchHits") -> str | None:
+    """The split searched by the BM25 helper process (None: all in-process)."""
+    return SPLITS[hits.helper_split] if hits.helper_split is not None else None
 
 
 def _start_helper(cfg: BuildConfig, n_questions: int):
@@ -446,6 +452,7 @@ class _BatchHits:
         self.next_batch: dict[int, int] = {}
         largest = self.order[-1]
         self.helper_split = largest if helper is not None and per_split[largest][0] else None
+        self.helper_peak_rss_mb = None
         if self.helper_split is not None:
             self.to_submit = list(range(0, len(per_split[largest][0]), cfg.batch_size))
             helper.index(self.texts(largest))
@@ -494,6 +501,7 @@ class _BatchHits:
         if self.helper is not None:
             helper, self.helper = self.helper, None
             helper.close(abort=abort)
+            self.helper_peak_rss_mb = helper.peak_rss
 
 
 def _answer_batch(plans: list[Planned], corpus: Corpus, cfg: BuildConfig, writer, fallbacks: Counter,

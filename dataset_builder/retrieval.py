@@ -344,6 +344,7 @@ class SearchProcess:
             [sys.executable, "-c", "from dataset_builder.retrieval import _serve; _serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._outbox: queue.Queue = queue.Queue()
+        self.peak_rss: float | None = None           # MB, read when closing
         self._send_error: BaseException | None = None
         self._sender = threading.Thread(target=self._send_loop, name="bm25-helper-send", daemon=True)
         self._sender.start()
@@ -405,8 +406,22 @@ class SearchProcess:
         docs, scores = docs.tolist(), scores.tolist()
         return [list(zip(docs[a:e], scores[a:e])) for a, e in zip(bounds, bounds[1:])]
 
+    def peak_rss_mb(self) -> float | None:
+        """The helper's own peak resident memory (Linux; `ru_maxrss` of a child would also count the
+        parent's pages it shared between fork and exec)."""
+        try:
+            with open(f"/proc/{self._proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            pass
+        return None
+
     def close(self, abort: bool = False) -> None:
         """Stop the helper: after its queued work, or at once with `abort` (results nobody will read)."""
+        if self.peak_rss is None and self._proc.poll() is None:
+            self.peak_rss = self.peak_rss_mb()
         self._outbox.put(None)
         if abort:
             self._proc.kill()

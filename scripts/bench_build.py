@@ -101,7 +101,8 @@ def run_case(name: str, threads: int) -> dict:
                 "chunks": stats["chunks"]["chunks"], "build_s": round(wall, 2),
                 "examples_per_s": round(stats["totals"]["examples"] / wall), "cpu_s": round(cpu, 1),
                 "examples_per_cpu_s": round(stats["totals"]["examples"] / max(1e-9, cpu)),
-                "peak_rss_mb": round(usage.ru_maxrss / 1024), "helper_rss_mb": round(children.ru_maxrss / 1024),
+                "peak_rss_mb": round(usage.ru_maxrss / 1024),
+                "helper_rss_mb": round(stats["search_helper"]["peak_rss_mb"] or 0),
                 "rss_before_build_mb": round(before_build), "import_rss_mb": round(base_rss),
                 "parquet_mb": round(sum((tmp / "out" / f).stat().st_size for f in stats["files"]) / 2 ** 20, 1)}
 

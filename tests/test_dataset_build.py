@@ -103,6 +103,8 @@ def test_helper_process_gives_the_same_dataset(tmp_path, monkeypatch):
     one = build(BuildInputs.sample(), tmp_path / "one", BuildConfig(bm25_threads=1, batch_size=16), progress=False)
     two = build(BuildInputs.sample(), tmp_path / "two", BuildConfig(bm25_threads=2, batch_size=16), progress=False)
     assert started[0] is None and started[1] is not None and started[1]._proc.returncode == 0
+    assert one["search_helper"]["used"] is None and two["search_helper"]["used"] == "train"
+    assert sys.platform != "linux" or two["search_helper"]["peak_rss_mb"] > 10
     assert one["files"] == two["files"] and one["splits"] == two["splits"]
 
 
