@@ -427,7 +427,9 @@ def helper_split_name(hits: "_BatchHits") -> str | None:
 
 def _start_helper(cfg: BuildConfig, n_questions: int):
     """A `SearchProcess` when it pays: several workers allowed and enough questions to amortize its start."""
-    if search_workers(cfg) < 2 or n_questions < HELPER_MIN_QUESTIONS:
+    import sys
+
+    if search_workers(cfg) < 2 or n_questions < HELPER_MIN_QUESTIONS or not sys.executable:
         return None
     from dataset_builder.retrieval import SearchProcess
 

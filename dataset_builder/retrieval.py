@@ -444,9 +444,11 @@ class SearchProcess:
 def _serve() -> None:
     """The helper's loop (see `SearchProcess`); stdout carries only the protocol."""
     import pickle
+    import signal
     import sys
     import traceback
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)          # Ctrl+C is the caller's: it stops the helper
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())     # a stray print must not corrupt the protocol
     inp = sys.stdin.buffer
