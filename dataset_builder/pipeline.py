@@ -261,20 +261,46 @@ def _list_of_structs(list_type, offsets: list[int], fields: dict[str, list]):
 def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = None, progress: bool = True) -> dict:
     """Build the dataset into `out_dir`; returns the stats (also written to out_dir/stats.json).
 
-    The cyclic garbage collector is paused for the build: the inputs are millions of long-lived,
-    acyclic objects (documents, questions, chunks) that reference counting frees, and each full
-    collection re-walked all of them (~10% of a 100k build).
+    The inputs are millions of long-lived objects (documents, questions, chunks), and every full
+    collection of the cyclic garbage collector re-walked all of them (~10% of a 100k build). So the
+    collector is paused while they are read (reading makes no reference cycles), then they are frozen
+    (`gc.freeze`: out of the collector's reach, still freed by reference counting) and the collector
+    runs again for the batches, where a writer (a model, an HTTP client) may well make cycles.
     """
-    paused = gc.isenabled()
-    gc.disable()
+    state = _GcState()
     try:
-        return _build(inputs, out_dir, cfg, progress)
+        return _build(inputs, out_dir, cfg, progress, state)
     finally:
-        if paused:
+        state.restore()
+
+
+class _GcState:
+    """Pauses the cyclic GC, then freezes what exists; `restore` puts everything back as it was."""
+
+    def __init__(self):
+        self.enabled = gc.isenabled()
+        self.frozen = False
+        gc.disable()
+
+    def freeze_inputs(self) -> None:
+        if gc.get_freeze_count() == 0:          # a caller's own freeze is left alone
+            gc.freeze()
+            self.frozen = True
+        if self.enabled:
             gc.enable()
 
+    def restore(self) -> None:
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+        if self.enabled:
+            gc.enable()
+        else:
+            gc.disable()
 
-def _build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None, progress: bool) -> dict:
+
+def _build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None, progress: bool,
+           gc_state: _GcState) -> dict:
     from rag_de.atomic import write_json
     from rag_de.base_model import cache_root
     from rag_de.config import to_dict
@@ -321,6 +347,10 @@ def _build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None, pr
     except BaseException:
         hits.close(abort=True)
         raise
+    from dataset_builder.schema import arrow_schema
+
+    arrow_schema()                   # imports `datasets`: its many objects are long-lived too
+    gc_state.freeze_inputs()
     fallbacks: Counter = Counter()
     split_stats: dict[str, dict] = dict.fromkeys(SPLITS)    # filled in processing order, listed in this one
     bar = None

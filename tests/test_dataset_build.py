@@ -79,9 +79,9 @@ def test_split_writer_writes_in_the_background_and_publishes_atomically(tmp_path
 
 
 def test_build_restores_the_garbage_collector(tmp_path):
-    assert gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     build(BuildInputs.sample(), tmp_path / "out", progress=False)
-    assert gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     gc.disable()
     try:
         build(BuildInputs.sample(), tmp_path / "out2", progress=False)
