@@ -28,7 +28,7 @@ TOKEN_RE = re.compile(r"(?u)\b\w+\b")  # keep 1-char tokens: numbers like "5" (E
 STEM_CACHE_LIMIT = 2_000_000            # words; the cache is cleared when a long-lived process exceeds it
 INDEX_BLOCK = 2048                      # texts tokenized at a time while indexing (bounds the token lists)
 INDEX_STEP = 1 << 18                    # postings scored and placed at a time (bounds the temporaries)
-QUERY_WORD_LIMIT = 1_000_000            # query-only words remembered per index (a demo runs for long)
+QUERY_WORD_LIMIT = 200_000              # query-only words remembered per index (a demo runs for long)
 
 _stemmer = None
 _stopwords: frozenset[str] | None = None
