@@ -65,7 +65,9 @@ class BuildConfig:
     negatives_pool: int = field(default=12, metadata={
         "help": "BM25 hits fetched per question to pick hard negatives from (after dropping the gold chunk "
         "and chunks that hold the gold span)"})
-    bm25_threads: int = field(default=1, metadata={"help": "threads for batched BM25 search"})
+    bm25_threads: int = field(default=0, metadata={"help": "BM25 workers: 0 = one per core; above 1 (from 20k "
+        "questions) the largest split's BM25 index and search run in a helper process beside answer writing "
+        "(same output); 1 = all in this process (faster when the other cores are busy)"})
     batch_size: int = field(default=2048, metadata={"help": "questions per batch (retrieval, writer, Parquet row group)"})
     cite_title: bool = field(default=True, metadata={
         "help": "append the cited chunk's source title to answers: '... [2]. (Quelle: <title>)'"})
@@ -93,6 +95,8 @@ class BuildConfig:
         fractions = (self.train_fraction, self.validation_fraction, self.test_fraction)
         if min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
             raise ConfigError(f"train/validation/test fractions must be >= 0 and sum to 1, got {fractions}")
+        if self.bm25_threads < 0:
+            raise ConfigError(f"bm25_threads must be 0 (one per core) or more, got {self.bm25_threads}")
         if self.max_chunk_tokens < 16:
             raise ConfigError(f"max_chunk_tokens must be at least 16, got {self.max_chunk_tokens}")
         if self.writer == "openai" and not self.openai.model:
