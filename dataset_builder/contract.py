@@ -12,10 +12,9 @@ contract:
   which cites nothing.
 
 Why the source comes first: the model commits to a chunk before it writes, then copies from that chunk
-("attribute first, then generate"), and every answer begins with the same words, so "answer or refuse"
-is decided by evidence in the first tokens rather than by which answer opening is most frequent (a
-small model trained on few rows otherwise learns to refuse everything: the refusal is its single most
-likely opening). `parse_answer` still reads citations anywhere in the text.
+("attribute first, then generate"); and "answer or refuse" is one decision at the first word (`Laut`
+or `Leider`) instead of being tangled up with how answer sentences usually begin (see `REFUSAL`).
+`parse_answer` still reads citations anywhere in the text.
 """
 
 from __future__ import annotations
