@@ -74,11 +74,11 @@ class Ctx:
         return f"{self.base_url}/{URL_PREFIX[repo.type]}{repo.repo_id}"
 
 
-def _state(request: Request) -> tuple[Storage, HubSettings]:
+def app_state(request: Request) -> tuple[Storage, HubSettings]:
     return request.app.state.store, request.app.state.settings
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int) -> Any:
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -92,7 +92,7 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise errors.bad_request(f"Request body is not valid JSON: {e}") from None
 
 
-def _map_storage_error(e: StorageError, headers: dict | None = None) -> HubError:
+def map_storage_error(e: StorageError, headers: dict | None = None) -> HubError:
     if isinstance(e, RevisionNotFound):
         return errors.revision_not_found(str(e), headers)
     if isinstance(e, EntryNotFound):
@@ -110,9 +110,9 @@ def endpoint(fn: Callable[..., Response | dict | list], *, json_body: bool = Fal
     """Wrap a blocking handler `fn(ctx, body)`: authenticate, read JSON, run in the thread pool, map errors."""
 
     async def handler(request: Request) -> Response:
-        store, settings = _state(request)
+        store, settings = app_state(request)
         try:
-            body = await _read_json(request, settings.max_json_body_bytes) if json_body else None
+            body = await read_json(request, settings.max_json_body_bytes) if json_body else None
 
             def run():
                 ctx = Ctx(request, store, settings, authenticate(store, request.headers.get("authorization")))
@@ -122,20 +122,20 @@ def endpoint(fn: Callable[..., Response | dict | list], *, json_body: bool = Fal
         except HubError as e:
             return e.response()
         except StorageError as e:
-            return _map_storage_error(e).response()
+            return map_storage_error(e).response()
         return result if isinstance(result, Response) else JSONResponse(result)
 
     return handler
 
 
-def _resolve_commit(ctx: Ctx, repo: Repo, revision: str) -> str:
+def resolve_commit(ctx: Ctx, repo: Repo, revision: str) -> str:
     try:
         return ctx.store.resolve(repo, revision)
     except RevisionNotFound as e:
         raise errors.revision_not_found(str(e)) from None
 
 
-def _paged(ctx: Ctx, items: list, page_size: int) -> Response:
+def paged(ctx: Ctx, items: list, page_size: int) -> Response:
     """One page plus a GitHub-style `Link: <...>; rel="next"` header, which the clients follow."""
     q = ctx.request.query_params
     try:
@@ -155,11 +155,11 @@ def _paged(ctx: Ctx, items: list, page_size: int) -> Response:
     return JSONResponse(page, headers=headers)
 
 
-def _truthy(value: str | None) -> bool:
+def truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
 
-def _require_dict(body: Any) -> dict:
+def require_dict(body: Any) -> dict:
     if not isinstance(body, dict):
         raise errors.bad_request("Request body must be a JSON object")
     return body

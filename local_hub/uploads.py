@@ -22,11 +22,11 @@ from starlette.responses import JSONResponse, Response
 
 from local_hub import errors
 from local_hub.auth import authenticate
-from local_hub.context import Ctx, _map_storage_error, _require_dict, _resolve_commit, _state, _truthy
+from local_hub.context import Ctx, app_state, map_storage_error, require_dict, resolve_commit, truthy
 from local_hub.errors import HubError
 from local_hub.settings import HubSettings
 from local_hub.storage import (
-    BadRequest, Entry, Operation, Repo, Storage, StorageError, git_blob_oid, lfs_pointer, now_iso, validate_path,
+    BadRequest, Entry, Operation, Repo, StorageError, git_blob_oid, lfs_pointer, now_iso, validate_path,
 )
 
 
@@ -75,11 +75,11 @@ def _matches_gitignore(path: str, gitignore: str | None) -> bool:
 
 def preupload(ctx: Ctx, body: dict) -> dict:
     """Tell the client, per file, whether to send it inline ("regular") or through LFS."""
-    body = _require_dict(body)
+    body = require_dict(body)
     repo = ctx.writable_repo("upload files to this repo")
-    if _truthy(ctx.request.query_params.get("create_pr")):
+    if truthy(ctx.request.query_params.get("create_pr")):
         raise errors.bad_request("Pull requests are not supported by the local hub: commit to a branch instead")
-    head = _resolve_commit(ctx, repo, ctx.param("rev"))
+    head = resolve_commit(ctx, repo, ctx.param("rev"))
     files = ctx.store.manifest(repo, head)
     patterns = _gitattributes_lfs_patterns(ctx, files)
     items = body.get("files")
@@ -156,12 +156,12 @@ async def commit(request: Request) -> Response:
     Regular files are written to the blob store as they stream in; the commit itself is one SQLite
     transaction at the end, so a broken request leaves only unreferenced blobs, never a half commit.
     """
-    store, settings = _state(request)
+    store, settings = app_state(request)
     try:
         ctx = await run_in_threadpool(
             lambda: Ctx(request, store, settings, authenticate(store, request.headers.get("authorization"))))
         repo = await run_in_threadpool(ctx.writable_repo, "create a commit in this repo")
-        if _truthy(request.query_params.get("create_pr")):
+        if truthy(request.query_params.get("create_pr")):
             raise errors.bad_request("Pull requests are not supported by the local hub: commit to a branch instead")
         branch = ctx.param("rev")
         reader = _LineReader(request, settings)
@@ -198,7 +198,7 @@ async def commit(request: Request) -> Response:
     except HubError as e:
         return e.response()
     except StorageError as e:
-        return _map_storage_error(e).response()
+        return map_storage_error(e).response()
     return JSONResponse({"success": True, "commitOid": oid, "commitUrl": f"{ctx.repo_url(repo)}/commit/{oid}",
                          "hookOutput": "", "pullRequestUrl": None})
 
@@ -255,7 +255,7 @@ def _sign(secret: bytes, repo_pk: int, oid: str, size: int, expires: int) -> str
 
 def lfs_batch(ctx: Ctx, body: dict) -> Response:
     """git-lfs batch API, basic transfer only: the upload href is a signed URL of this server."""
-    body = _require_dict(body)
+    body = require_dict(body)
     operation = body.get("operation")
     if operation != "upload":
         raise HubError(422, f"LFS operation {operation!r} is not supported: only 'upload' (downloads use /resolve)")
@@ -288,7 +288,7 @@ def lfs_batch(ctx: Ctx, body: dict) -> Response:
 
 async def lfs_upload(request: Request) -> Response:
     """PUT target of a signed upload URL: stream to a temp file, check sha256 and size, then install."""
-    store, _ = _state(request)
+    store, _ = app_state(request)
     try:
         repo_pk, oid = int(request.path_params["repo_pk"]), request.path_params["oid"]
         q = request.query_params
@@ -299,7 +299,7 @@ async def lfs_upload(request: Request) -> Response:
         return errors.forbidden("Invalid signature on LFS upload URL").response()
     if expires < time.time():
         return errors.forbidden("LFS upload URL expired: request a new one from the batch API").response()
-    repo = await run_in_threadpool(_repo_by_pk, store, repo_pk)
+    repo = await run_in_threadpool(store.get_repo_by_pk, repo_pk)
     if repo is None:
         return errors.repo_not_found(True).response()
     writer = await run_in_threadpool(store.blob_writer)
@@ -311,7 +311,7 @@ async def lfs_upload(request: Request) -> Response:
         if writer.size != size:
             writer.abort()
             return errors.bad_request(f"Uploaded {writer.size} bytes for {oid}, expected {size}").response()
-        if writer._hash.hexdigest() != oid:
+        if writer.sha256() != oid:
             writer.abort()
             return errors.bad_request(f"Uploaded content does not match oid {oid}").response()
         await run_in_threadpool(writer.finish)
@@ -322,14 +322,9 @@ async def lfs_upload(request: Request) -> Response:
     return JSONResponse({})
 
 
-def _repo_by_pk(store: Storage, repo_pk: int) -> Repo | None:
-    row = store._db().execute("SELECT * FROM repos WHERE id=?", (repo_pk,)).fetchone()
-    return store._repo_from_row(row) if row else None
-
-
 def lfs_verify(ctx: Ctx, body: dict) -> Response:
     repo = ctx.writable_repo("verify LFS uploads")
-    oid, size = _require_dict(body).get("oid"), body.get("size")
+    oid, size = require_dict(body).get("oid"), body.get("size")
     if not isinstance(oid, str) or not ctx.store.lfs_known(repo, oid):
         raise HubError(404, f"LFS object {oid} was not uploaded")
     if size is not None and ctx.store.blob_path(oid).stat().st_size != size:

@@ -14,19 +14,36 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename inside `path` durable (the directory entry, not only the file, must reach the disk)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temp file beside `path`; on success it replaces `path`, on error it is removed."""
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                permissions: int | None = None) -> Iterator[IO]:
+    """Open a temp file beside `path`; on success it replaces `path`, on error it is removed.
+
+    `permissions` (e.g. 0o600 for a token file) is set on the temp file before any byte is written,
+    so the secret is never readable by others, not even for a moment.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if permissions is not None:
+            os.fchmod(fd, permissions)
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -41,8 +58,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_open(path, "wb") as fh:
+def write_bytes(path: str | os.PathLike, data: bytes, permissions: int | None = None) -> Path:
+    with atomic_open(path, "wb", permissions=permissions) as fh:
         fh.write(data)
     return Path(path)
 
