@@ -5,12 +5,18 @@ field whose `metadata["help"]` documents it; a YAML file may set any subset (nes
 mappings); a CLI flag `--section.field VALUE` (or `--field VALUE` for top-level fields) overrides the YAML.
 Unknown keys are an error that names the key, the file and the allowed keys, so a typo never silently
 falls back to a default.
+
+Values are converted by the field's declared type only, never guessed (YAML 1.1 would read `no` as
+False, `0777` as 511 and `on` as True): a str field gets the text as typed, int/float a checked number,
+bool only true/false/yes/no/1/0 (any case), an Optional field None for null/none/~ unless quoted, a list
+`a,b` or `[a, b]`, a Literal the choice spelled like the text. YAML files and flags follow the same rules.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -34,13 +40,57 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+class Quoted(str):
+    """A YAML scalar the user quoted (or wrote as a block scalar): always a string, never null."""
+
+
+class _TextLoader(yaml.BaseLoader):
+    """YAML loader that keeps every scalar as the text the user wrote (no YAML 1.1 guessing).
+
+    `yaml.safe_load` turns `no` into False, `0777` into 511 and `on` into True before the declared
+    field type is known; here a scalar stays text and `_coerce` converts it by the field's type.
+    Quoted scalars come back as `Quoted`, so `'null'` stays the string "null".
+    """
+
+    def construct_scalar(self, node):
+        value = super().construct_scalar(node)
+        return Quoted(value) if node.style in ("'", '"', "|", ">") else value
+
+
+def parse_yaml_text(text: str) -> Any:
+    """Parse YAML keeping scalars as text (see `_TextLoader`); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_TextLoader)
+
+
+NULL_WORDS = ("", "null", "none", "~")
+TRUE_WORDS = ("true", "yes", "1")
+FALSE_WORDS = ("false", "no", "0")
+
+
+def _is_null(value: Any) -> bool:
+    """None, or unquoted text that spells null (`null`, `none`, `~`, empty)."""
+    if value is None:
+        return True
+    return isinstance(value, str) and not isinstance(value, Quoted) and value.strip().lower() in NULL_WORDS
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Turn YAML/CLI values into the field's declared type, or raise a ConfigError naming `where`."""
+    """Turn a YAML/CLI value into the field's declared type, or raise a ConfigError naming `where`.
+
+    Text (a CLI flag, an unquoted YAML scalar) is converted by the declared type only: a str field
+    keeps it exactly, numbers are parsed and checked, bools accept true/false/yes/no/1/0.
+    """
     tp, optional = _unwrap_optional(tp)
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "~")):
-        if optional or tp is Any:
+    if tp is Any:
+        return None if _is_null(value) else _natural(value)
+    if _is_null(value) and (optional or value is None):
+        if optional:
             return None
-        raise ConfigError(f"{where}: null is not allowed here (expected {getattr(tp, '__name__', tp)})")
+        raise ConfigError(f"{where}: null is not allowed here (expected {_type_name(tp)}); give a value")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -49,44 +99,127 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return from_dict(tp, value, where=where)
     origin = get_origin(tp)
     if origin is typing.Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
-        return value
-    if origin in (list, tuple):
-        (item_tp,) = get_args(tp)[:1] or (Any,)
+        return _coerce_choice(value, get_args(tp), where)
+    if origin in (list, tuple) or tp in (list, tuple):
+        item_tp = (get_args(tp) or (Any,))[0]
         if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+            value = _split_list(value, where)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+            raise ConfigError(f"{where}: expected a list, got {value!r}; write a YAML list or A,B,...")
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or tp is tuple else items
     if origin is dict or tp is dict:
+        if isinstance(value, str):
+            value = _parse_inline(value, where)
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}; write {{key: value, ...}}")
+        key_tp, value_tp = get_args(tp) or (Any, Any)
+        return {_coerce(k, key_tp, f"{where} key"): _coerce(v, value_tp, f"{where}.{k}")
+                for k, v in value.items()}
     if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return _coerce_bool(value, where)
     if tp in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            number = float(value) if tp is float else int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
-        if tp is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return number
+        return _coerce_number(value, tp, where)
     if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
+        if isinstance(value, str):
+            return str(value)  # exactly the text (a Quoted becomes a plain str)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}; quote it")
     return value
+
+
+def _coerce_choice(value: Any, choices: tuple, where: str) -> Any:
+    """A Literal field: the choice spelled like the value (so `--x on` picks "on", never True)."""
+    if not isinstance(value, str):
+        for choice in choices:
+            if type(choice) is type(value) and choice == value:
+                return choice
+    text = value.strip() if isinstance(value, str) else _yaml_text(value)
+    for choice in choices:
+        if text == (choice if isinstance(choice, str) else _yaml_text(choice)):
+            return choice
+    raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}; use one of them")
+
+
+def _coerce_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ConfigError(f"{where}: expected true/false, got {value!r}; use true, false, yes, no, 1 or 0")
+
+
+def _coerce_number(value: Any, tp: type, where: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{where}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ConfigError(f"{where}: expected {'an integer' if tp is int else 'a number'}, "
+                                  f"got {text!r}; write digits, e.g. 3 or 0.5 or 2e-4") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if tp is float:
+        return float(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}; drop the fraction")
+        return int(value)
+    return value
+
+
+def _split_list(text: str, where: str) -> list:
+    """A list given as text: `a,b` (CLI), `[a, b]` (YAML flow), empty = []."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        return _parse_inline(stripped, where)
+    return [v.strip() for v in stripped.split(",") if v.strip()]
+
+
+def _parse_inline(text: str, where: str) -> Any:
+    try:
+        return parse_yaml_text(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: cannot read {text!r} ({exc.__class__.__name__}); "
+                          "write a YAML flow value such as [a, b] or {key: value}") from None
+
+
+def _natural(value: Any) -> Any:
+    """An untyped (Any) value: unquoted text read as YAML 1.2 core scalars would be (no `no` -> False)."""
+    if isinstance(value, dict):
+        return {k: _natural(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_natural(v) for v in value]
+    if not isinstance(value, str) or isinstance(value, Quoted):
+        return str(value) if isinstance(value, Quoted) else value
+    word = value.strip().lower()
+    if word in ("true", "false"):
+        return word == "true"
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    return str(value)
+
+
+def _yaml_text(value: Any) -> str:
+    """How a non-string value reads as YAML text (True -> 'true'), to match Literal choices."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
@@ -127,7 +260,7 @@ def read_yaml(path: str | Path) -> dict:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = parse_yaml_text(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -189,17 +322,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_scalar(value)
+        node[parts[-1]] = value  # the text as typed; `from_dict` converts it by the field's type
     return nested
-
-
-def _parse_scalar(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
-        return value
 
 
 def load(cls: type[T], yaml_path: str | Path | None = None, overrides: dict | None = None,

@@ -32,3 +32,23 @@ def test_console_entry_point_runs():
     assert result.returncode == 0, result.stderr
     for name in ("hub", "build", "publish", "train", "evaluate", "card", "demo", "deploy", "quickstart"):
         assert name in result.stdout
+
+
+def test_train_help_documents_every_config_field(capsys):
+    """Every TrainConfig leaf field has its `--section.field` flag, its help text and its default."""
+    import dataclasses
+
+    from training_space.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    out = capsys.readouterr().out
+    squeezed = "".join(out.split())   # argparse wraps lines (and breaks at hyphens): compare without spaces
+    config = TrainConfig()
+    for section in dataclasses.fields(TrainConfig):
+        for leaf in dataclasses.fields(getattr(config, section.name)):
+            flag = f"--{section.name}.{leaf.name}"
+            assert f"{flag} " in out, f"{flag} missing from rag-de train --help"
+            help_text = "".join(leaf.metadata["help"].split())
+            assert help_text in squeezed, f"{flag}: help text missing"
+    assert "(default:'paged_adamw_32bit')" in squeezed and "(default:0.0002)" in squeezed
