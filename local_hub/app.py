@@ -9,11 +9,9 @@ LFS); JSON shapes in `shapes`, per-request plumbing in `context`.
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.responses import Response
 from starlette.routing import Route
 
-from local_hub.context import Ctx, endpoint
-from local_hub.errors import HubError
+from local_hub.context import endpoint
 from local_hub.repo_routes import (
     auth_check, create_branch, create_repo, create_tag, delete_branch, delete_repo, delete_tag, health, list_commits,
     list_refs, list_repos, move_repo, repo_info, update_settings, validate_yaml, whoami,
@@ -23,15 +21,7 @@ from local_hub.space_routes import space_runtime, space_secrets, space_variables
 from local_hub.storage import Storage
 from local_hub.tree_routes import list_tree, paths_info, resolve_file
 from local_hub.uploads import commit, lfs_batch, lfs_upload, lfs_verify, preupload
-
-
-def xet_not_available(ctx: Ctx) -> Response:
-    """This server has no Xet storage; huggingface_hub 2.x uses Xet for uploads whenever `hf_xet` is installed.
-
-    The answer names the fix, because the client cannot be told to fall back to LFS from here.
-    """
-    raise HubError(404, "Xet storage is not available on the local hub: set HF_HUB_DISABLE_XET=1 (or uninstall "
-                        "hf_xet) so that huggingface_hub uploads large files through LFS")
+from local_hub.xet.routes import xet_routes
 
 
 # ---------------------------------------------------------------------------------------------- app
@@ -66,8 +56,7 @@ def _routes() -> list[Route]:
         Route(REPO + "/commit/{rev}", commit, methods=["POST"]),
         Route(REPO + "/commits/{rev}", endpoint(list_commits), methods=["GET"]),
         Route(REPO + "/refs", endpoint(list_refs), methods=["GET"]),
-        Route(REPO + "/xet-write-token/{rev}", endpoint(xet_not_available), methods=["GET"]),
-        Route(REPO + "/xet-read-token/{rev}", endpoint(xet_not_available), methods=["GET"]),
+        *xet_routes(REPO),
         Route(REPO + "/branch/{branch}", j(create_branch), methods=["POST"]),
         Route(REPO + "/branch/{branch}", endpoint(delete_branch), methods=["DELETE"]),
         Route(REPO + "/tag/{rev}", j(create_tag), methods=["POST"]),
