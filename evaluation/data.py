@@ -5,22 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rag_de.data_files import check_columns as require_columns
+from rag_de.data_files import require_split_files
+
 REQUIRED_COLUMNS = ("id", "question", "contexts", "answer", "gold_chunk_id", "answerable", "gold_span")
 
 
 class EvalInputError(ValueError):
     """Bad evaluation input (dataset, adapter, base model); raised before any generation starts."""
-
-
-def local_split_files(folder: Path, split: str) -> list[Path]:
-    """Parquet files of `split` in a `rag-de build` folder or a downloaded dataset repo."""
-    patterns = (f"{split}.parquet", f"{split}/*.parquet", f"data/{split}.parquet", f"data/{split}-*.parquet",
-                f"data/{split}/*.parquet", f"{split}-*.parquet")
-    for pattern in patterns:
-        files = sorted(folder.glob(pattern))
-        if files:
-            return files
-    return []
 
 
 def load_split(dataset: str, split: str, revision: str | None = None) -> list[dict[str, Any]]:
@@ -29,11 +21,7 @@ def load_split(dataset: str, split: str, revision: str | None = None) -> list[di
 
     folder = Path(dataset)
     if folder.is_dir():
-        files = local_split_files(folder, split)
-        if not files:
-            found = sorted({p.stem.split("-")[0] for p in folder.rglob("*.parquet")})
-            raise EvalInputError(f"{folder}: no parquet file for split {split!r} (looked for {split}.parquet, "
-                                 f"{split}/*.parquet, data/{split}-*.parquet); splits found: {found or 'none'}")
+        files = require_split_files(folder, split, EvalInputError)
         where = ", ".join(str(f) for f in files)
         import pyarrow.parquet as pq
 
@@ -59,10 +47,7 @@ def load_split(dataset: str, split: str, revision: str | None = None) -> list[di
 
 
 def check_columns(columns: list[str], where: str) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        raise EvalInputError(f"{where}: missing column(s) {missing}; found {list(columns)}. The evaluation "
-                             "needs the spaces-rag-de schema: rebuild the dataset with `rag-de build`.")
+    require_columns(columns, REQUIRED_COLUMNS, where, "the evaluation", EvalInputError)
 
 
 def empty_split(where: str, split: str) -> EvalInputError:

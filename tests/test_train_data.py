@@ -61,7 +61,7 @@ def test_labels_cover_exactly_answer_and_eos_and_prompt_is_inference_prompt(tiny
 def test_dataset_without_messages_fails_before_model_load(tiny, tmp_path, no_model_load):
     model_dir, _ = tiny
     data = write_dataset(tmp_path / "nomsg", drop=("messages",))
-    with pytest.raises(ConfigError, match=r"column\(s\) \['messages'\] missing.*rag-de build"):
+    with pytest.raises(ConfigError, match=r"missing column\(s\) \['messages'\], in .*rag-de build"):
         train_mod.build_trainer(conf_for(model_dir, data, tmp_path / "run"))
 
 
@@ -88,5 +88,5 @@ def test_missing_split_and_missing_train_file_are_named(tiny, tmp_path, no_model
         train_mod.build_trainer(conf)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="no train parquet file"):
+    with pytest.raises(ConfigError, match="no parquet file for split 'train', in .*rag-de build"):
         train_mod.build_trainer(conf_for(model_dir, empty, tmp_path / "run"))

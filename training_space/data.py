@@ -16,9 +16,10 @@ from pathlib import Path
 
 from dataset_builder.contract import split_messages
 from rag_de.config import ConfigError
+from rag_de.data_files import check_columns as require_columns
+from rag_de.data_files import data_files, require_split_files
 
 REQUIRED_COLUMNS = ("messages",)
-SPLITS = ("train", "validation", "test")
 
 
 def sample_dataset_dir() -> Path:
@@ -53,28 +54,14 @@ def ensure_sample_dataset() -> Path:
     return out
 
 
-def local_split_files(folder: Path) -> dict[str, list[str]]:
-    """`folder/{split}.parquet`, `folder/{split}-*.parquet`, `folder/**/{split}/*.parquet` -> data_files."""
-    files: dict[str, list[str]] = {}
-    for split in SPLITS:
-        found = sorted({*folder.glob(f"**/{split}.parquet"), *folder.glob(f"**/{split}-*.parquet"),
-                        *folder.glob(f"**/{split}/*.parquet")})
-        if found:
-            files[split] = [str(p) for p in found]
-    return files
-
-
 def load_splits(dataset: str, revision: str | None = None):
     """A DatasetDict from a local folder of parquet files or a Hub dataset id; plus its revision (commit sha)."""
     from datasets import load_dataset
 
     path = Path(dataset)
     if path.exists():
-        files = local_split_files(path)
-        if "train" not in files:
-            raise ConfigError(f"{path}: no train parquet file found (expected train.parquet, train-*.parquet or "
-                              "train/*.parquet); build one with `rag-de build --out DIR`")
-        return load_dataset("parquet", data_files=files), None
+        require_split_files(path, "train", ConfigError)
+        return load_dataset("parquet", data_files=data_files(path)), None
     if dataset.count("/") != 1:
         raise ConfigError(f"data.dataset={dataset!r} is neither an existing folder nor a Hub id org/NAME")
     from huggingface_hub import HfApi
@@ -85,12 +72,8 @@ def load_splits(dataset: str, revision: str | None = None):
 
 def check_columns(ds, where: str) -> None:
     """A dataset without `messages` (or with malformed conversations) fails here, naming the fix."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
-    if missing:
-        raise ConfigError(
-            f"{where}: column(s) {missing} missing (has {ds.column_names}). The trainer needs the `messages` "
-            "column of the spaces-rag-de schema (contract.chat_messages(question, contexts, answer)); "
-            "rebuild the dataset with `rag-de build`.")
+    require_columns(ds.column_names, REQUIRED_COLUMNS, where, "the trainer (contract.chat_messages turns)",
+                    ConfigError)
     if len(ds) == 0:
         raise ConfigError(f"{where}: the split is empty")
     for i, row in enumerate(ds.select(range(min(len(ds), 50)))):
