@@ -141,14 +141,15 @@ def cpu_dataset(work: Path, max_tokens: int = 768) -> Path:
     import pandas as pd
 
     from rag_de.modeling import load_tokenizer
-    from training_space.data import ensure_sample_dataset, local_split_files
+    from rag_de.data_files import data_files
+    from training_space.data import ensure_sample_dataset
 
     out = work / "cpu-data"
     if (out / "train.parquet").exists():
         return out
     source = ensure_sample_dataset()
     tokenizer = load_tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct")
-    frame = pd.concat([pd.read_parquet(f) for f in local_split_files(source)["train"]])
+    frame = pd.concat([pd.read_parquet(f) for f in data_files(source)["train"]])
     frame = frame[[len(tokenizer(tokenizer.apply_chat_template([dict(m) for m in msgs], tokenize=False),
                                  add_special_tokens=False)["input_ids"]) <= max_tokens
                    for msgs in frame.messages]]
