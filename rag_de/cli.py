@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "dataset_builder.cli",  # build, publish
     "training_space.cli",   # train, export-autotrain, deploy training-space
     "model_cards.cli",      # evaluate, card
+    "serving.cli",          # export merged, export gguf
     "demo_space.cli",       # demo, deploy demo
 )
 
