@@ -422,22 +422,22 @@ print("xet_available", is_xet_available())
 path = hf_hub_download(repo, "w.bin")
 print("download_ok", hashlib.sha256(open(path, "rb").read()).hexdigest() == sha)
 data = os.urandom(3000)
-try:
-    api.upload_file(path_or_fileobj=data, path_in_repo="w2.bin", repo_id=repo)
-    print("plain_upload ok")
-except Exception as e:
-    print("plain_upload failed", "xet-write-token" in str(e))
-from local_hub.compat import prefer_lfs_uploads
-print("compat", prefer_lfs_uploads())
-api.upload_file(path_or_fileobj=data, path_in_repo="w2.bin", repo_id=repo)
+api.upload_file(path_or_fileobj=data, path_in_repo="w2.bin", repo_id=repo)  # through Xet
 info = api.get_paths_info(repo, ["w2.bin"])[0]
+print("xet_upload", info.lfs is not None and info.lfs.sha256 == hashlib.sha256(data).hexdigest())
+from local_hub.compat import prefer_lfs_uploads
+print("compat", prefer_lfs_uploads())  # the explicit opt-out back to LFS still works
+data = os.urandom(3000)
+api.upload_file(path_or_fileobj=data, path_in_repo="w3.bin", repo_id=repo)
+info = api.get_paths_info(repo, ["w3.bin"])[0]
 print("compat_upload_lfs", info.lfs is not None and info.lfs.sha256 == hashlib.sha256(data).hexdigest())
 """
 
 
-def test_xet_is_never_advertised_and_lfs_works_with_xet_enabled(local_hub, api, tmp_path):
+def test_xet_uploads_work_and_lfs_stays_an_opt_out(local_hub, api, tmp_path):
     """huggingface_hub 2.4 picks Xet for uploads on the client alone (hf_xet installed and
-    HF_HUB_DISABLE_XET unset); downloads follow the server, which never offers Xet."""
+    HF_HUB_DISABLE_XET unset): the server takes them (local_hub/xet); downloads stay plain HTTP, as the
+    server never sends X-Xet-Hash; `prefer_lfs_uploads()` remains an explicit opt-out to LFS."""
     repo = _name("xet")
     api.create_repo(repo)
     data = os.urandom(5000)
@@ -446,15 +446,17 @@ def test_xet_is_never_advertised_and_lfs_works_with_xet_enabled(local_hub, api, 
     assert head.status_code == 200 and not any(h.lower().startswith("x-xet") for h in head.headers)
     assert "xet" not in httpx.get(f"{local_hub.endpoint}/api/models/{repo}/tree/main").text.lower()
 
+    xet_files = local_hub.data_dir / "xet" / "files"
+    n_xet_files = len(list(xet_files.glob("*.json")))
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_XET"}
     env.update(HF_HOME=str(tmp_path / "hf"), PYTHONPATH=str(REPO_ROOT))
     out = subprocess.run([sys.executable, "-c", _XET_SCRIPT, repo, hashlib.sha256(data).hexdigest()],
                          env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     lines = [line for line in out.stdout.splitlines() if line.split(" ")[0] in
-             ("xet_available", "download_ok", "plain_upload", "compat", "compat_upload_lfs")]
+             ("xet_available", "download_ok", "xet_upload", "compat", "compat_upload_lfs")]
     xet_installed = "xet_available True" in lines
-    expected = ["download_ok True", "compat True", "compat_upload_lfs True"]
-    # With hf_xet installed the client alone chooses Xet for the upload; the server has no Xet storage and
-    # refuses the Xet token request, so the upload fails until `prefer_lfs_uploads()` switches to LFS.
-    expected.insert(1, "plain_upload failed True" if xet_installed else "plain_upload ok")
+    assert xet_installed, "hf_xet (a default dependency of huggingface_hub) must be installed for this test"
+    expected = ["download_ok True", "xet_upload True", "compat True", "compat_upload_lfs True"]
     assert [line for line in lines if not line.startswith("xet_available")] == expected, out.stdout + out.stderr
+    # exactly one file (w2.bin) came through Xet; w3.bin went through LFS after the opt-out
+    assert len(list(xet_files.glob("*.json"))) == n_xet_files + 1
