@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from demo_space.settings import DemoSettings
+from rag_de.modeling import eos_ids
 
 
 @dataclass
@@ -35,12 +36,10 @@ class Sampling:
 def load_model(settings: DemoSettings):
     """(model, tokenizer) as the settings say: base in 4-bit via `rag_de.modeling`, plus the adapter."""
     from rag_de.modeling import (QuantizationSettings, default_device, load_adapter, load_causal_lm,
-                                 load_tokenizer)
+                                 load_tokenizer, resolve_compute_dtype)
 
     device = settings.device or default_device()
-    dtype = settings.compute_dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    dtype = resolve_compute_dtype(settings.compute_dtype, device)
     tokenizer = load_tokenizer(settings.base_model, padding_side="left")
     quant = QuantizationSettings(kind=settings.quantization, compute_dtype=dtype)
     model = load_causal_lm(settings.base_model, quant, dtype=dtype, device=device, tokenizer=tokenizer)
@@ -52,14 +51,6 @@ def load_model(settings: DemoSettings):
 
 def use_fast_path(settings: DemoSettings, device_type: str) -> bool:
     return settings.fast_generation == "on" or (settings.fast_generation == "auto" and device_type == "cuda")
-
-
-def _eos_ids(model, tokenizer) -> set[int]:
-    ids = getattr(model.generation_config, "eos_token_id", None)
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    return set(ids)
 
 
 class Generator:
@@ -168,7 +159,7 @@ class Generator:
             raise ValueError(f"prompt ({input_ids.shape[1]} tokens) + {sampling.max_new_tokens} new tokens exceed "
                              f"the static cache ({self.settings.static_cache_tokens}); raise static_cache_tokens")
         base = self._base_model()
-        eos = _eos_ids(self.model, self.tokenizer)
+        eos = set(eos_ids(self.model, self.tokenizer))
         cache = self._static_cache()
         warpers = _warpers(sampling)
         generated: list[int] = []
@@ -204,7 +195,7 @@ class Generator:
                                           max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
                                           top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id)
             ids = out[0, input_ids.shape[1]:].tolist()
-            eos = _eos_ids(self.model, self.tokenizer)
+            eos = set(eos_ids(self.model, self.tokenizer))
             return [t for t in ids if t not in eos and t != self.tokenizer.pad_token_id]
 
 

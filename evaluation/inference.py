@@ -8,14 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-
-def eos_ids(model, tokenizer) -> list[int]:
-    """Stop tokens: the tokenizer's EOS plus any the model's generation config names (e.g. <|im_end|>)."""
-    ids = [tokenizer.eos_token_id]
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if configured is not None:
-        ids += configured if isinstance(configured, list) else [configured]
-    return sorted({i for i in ids if i is not None})
+from rag_de.modeling import eos_ids
 
 
 def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int) -> list[str]:

@@ -78,14 +78,6 @@ def load_tokenizer_for(config: EvalConfig):
         return load_tokenizer(config.base)
 
 
-def resolve_compute_dtype(config: EvalConfig) -> str:
-    if config.compute_dtype != "auto":
-        return config.compute_dtype
-    from rag_de.modeling import default_device
-
-    return "bfloat16" if (config.device or default_device()).startswith("cuda") else "float32"
-
-
 def find_run_dir(config: EvalConfig) -> Path | None:
     candidates = [config.run_dir] if config.run_dir else []
     candidates += [str(Path(config.out).parent)]
@@ -120,7 +112,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         raise EvalInputError(str(exc)) from None
 
     # 2. What is already cached.
-    compute_dtype = resolve_compute_dtype(config)
+    from rag_de.modeling import resolve_compute_dtype
+
+    compute_dtype = resolve_compute_dtype(config.compute_dtype, config.device)
     config = replace(config, compute_dtype=compute_dtype)   # results.json records what actually ran
     common = {"base": hub_id(config.base), "quantization": config.quantization, "dtype": config.dtype,
               "compute_dtype": compute_dtype, "max_new_tokens": config.max_new_tokens, "greedy": True}

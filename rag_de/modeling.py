@@ -56,6 +56,25 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_compute_dtype(compute_dtype: str, device: str | None = None) -> str:
+    """`auto` -> bfloat16 on CUDA, float32 elsewhere (bf16 matmuls are ~2x slower on CPUs without AMX).
+
+    Evaluation and the demo resolve it the same way, so "the same 4-bit load" runs in the same dtype.
+    """
+    if compute_dtype != "auto":
+        return compute_dtype
+    return "bfloat16" if (device or default_device()).startswith("cuda") else "float32"
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    """Stop tokens: the tokenizer's EOS plus any the model's generation config names (e.g. <|im_end|>)."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids += configured if isinstance(configured, (list, tuple)) else [configured]
+    return sorted({i for i in ids if i is not None})
+
+
 # Existing tokens that can serve as padding without growing the vocabulary, in order of preference.
 PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "<|endoftext|>", "<unk>")
 
