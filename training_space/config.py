@@ -208,6 +208,11 @@ def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
         raise ConfigError(f"training.fp16=true needs a CUDA GPU (device is {device!r}); set it to false.")
     if t.use_liger_kernel and not on_cuda:
         raise ConfigError("training.use_liger_kernel=true needs a CUDA GPU (Triton kernels); set it to false.")
+    if conf.model.attn_implementation == "flex_attention" and not on_cuda:
+        raise ConfigError(
+            f"model.attn_implementation=flex_attention on device {device!r}: torch's FlexAttention has no "
+            "backward pass on CPU, so training would fail at the first step. Set model.attn_implementation=sdpa "
+            "(packed rows keep their per-example attention with sdpa too).")
     if t.load_best_model_at_end and conf.data.eval_split and t.save_steps % t.eval_steps:
         raise ConfigError(
             f"training.save_steps={t.save_steps} must be a multiple of training.eval_steps={t.eval_steps} when "
