@@ -202,3 +202,20 @@ def test_python_values_keep_working():
     assert config.maybe is False and config.targets == ["a"] and config.revision == "7"
     with pytest.raises(cfg.ConfigError, match="config.revision: expected a string, got True"):
         cfg.from_dict(Typed, {"revision": True})
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    from rag_de.atomic import atomic_dir
+
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.bin").write_bytes(b"1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "b.bin").write_bytes(b"half")
+            raise RuntimeError("crash while saving")
+    assert sorted(p.name for p in target.iterdir()) == ["a.bin"]      # the old folder, untouched
+    with atomic_dir(target) as tmp:
+        (tmp / "c.bin").write_bytes(b"2")
+    assert sorted(p.name for p in target.iterdir()) == ["c.bin"]      # the new one, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]        # no temp or old folders left
