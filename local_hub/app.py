@@ -12,9 +12,12 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from local_hub.context import endpoint
+from local_hub import discussion_routes as discussions
+from local_hub.listing_routes import agent_harnesses, list_repos, storage_listing
+from local_hub.maintenance_routes import delete_lfs_files, duplicate, list_lfs_files, super_squash
 from local_hub.repo_routes import (
     auth_check, create_branch, create_repo, create_tag, delete_branch, delete_repo, delete_tag, health, list_commits,
-    list_refs, list_repos, move_repo, repo_info, update_settings, validate_yaml, whoami,
+    list_refs, move_repo, repo_info, update_settings, validate_yaml, whoami,
 )
 from local_hub.settings import HubSettings
 from local_hub.space_routes import space_runtime, space_secrets, space_variables
@@ -38,6 +41,9 @@ def _routes() -> list[Route]:
         Route("/api/repos/delete", j(delete_repo), methods=["DELETE", "POST"]),
         Route("/api/repos/move", j(move_repo), methods=["POST"]),
         Route("/api/validate-yaml", j(validate_yaml), methods=["POST"]),
+        Route("/api/agent-harnesses", endpoint(agent_harnesses), methods=["GET"]),
+        Route("/api/settings/repositories", endpoint(storage_listing), methods=["GET"]),
+        Route("/api/organizations/{org}/settings/repositories", endpoint(storage_listing), methods=["GET"]),
         Route("/api/lfs-upload/{repo_pk}/{oid}", lfs_upload, methods=["PUT", "POST"]),
         Route("/api/spaces/{ns}/{name}/variables", j(space_variables), methods=["GET", "POST", "DELETE"]),
         Route("/api/spaces/{ns}/{name}/secrets", j(space_secrets), methods=["GET", "POST", "DELETE"]),
@@ -56,6 +62,17 @@ def _routes() -> list[Route]:
         Route(REPO + "/commit/{rev}", commit, methods=["POST"]),
         Route(REPO + "/commits/{rev}", endpoint(list_commits), methods=["GET"]),
         Route(REPO + "/refs", endpoint(list_refs), methods=["GET"]),
+        Route(REPO + "/super-squash/{rev}", j(super_squash), methods=["POST"]),
+        Route(REPO + "/duplicate", j(duplicate), methods=["POST"]),
+        Route(REPO + "/lfs-files", endpoint(list_lfs_files), methods=["GET"]),
+        Route(REPO + "/lfs-files/batch", j(delete_lfs_files), methods=["POST"]),
+        Route(REPO + "/discussions", endpoint(discussions.list_discussions), methods=["GET"]),
+        Route(REPO + "/discussions", j(discussions.create_discussion), methods=["POST"]),
+        Route(REPO + "/discussions/{num}", endpoint(discussions.discussion_details), methods=["GET"]),
+        Route(REPO + "/discussions/{num}/comment", j(discussions.comment), methods=["POST"]),
+        Route(REPO + "/discussions/{num}/title", j(discussions.rename), methods=["POST"]),
+        Route(REPO + "/discussions/{num}/status", j(discussions.change_status), methods=["POST"]),
+        Route(REPO + "/discussions/{num}/merge", j(discussions.merge), methods=["POST"]),
         *xet_routes(REPO),
         Route(REPO + "/branch/{branch}", j(create_branch), methods=["POST"]),
         Route(REPO + "/branch/{branch}", endpoint(delete_branch), methods=["DELETE"]),

@@ -62,3 +62,18 @@ def check_write_namespace(principal: Principal | None, namespace: str, what: str
 def check_write(principal: Principal | None, repo: Repo | None, what: str) -> tuple[Principal, Repo]:
     repo = check_read(principal, repo)
     return check_write_namespace(principal, repo.namespace, what), repo
+
+
+def check_contribute(principal: Principal | None, repo: Repo | None, what: str) -> tuple[Principal, Repo]:
+    """Open discussions and pull requests, comment, push to one's own PR: as on the Hub, anyone who can
+    read the repo may, with a `write` token; merging and writing branches still needs `check_write`."""
+    repo = check_read(principal, repo)
+    if principal is None:
+        raise errors.unauthorized("You must be authenticated (Authorization: Bearer <token>) to " + what)
+    if principal.role != "write":
+        raise errors.forbidden(f"You don't have the rights to {what}: your token is read-only")
+    return principal, repo
+
+
+def may_write(principal: Principal | None, repo: Repo) -> bool:
+    return principal is not None and principal.role == "write" and principal.member_of(repo.namespace)

@@ -29,8 +29,34 @@ def _token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_list(args: argparse.Namespace) -> int:
+    import time
+
+    from local_hub.admin import list_tokens
+
+    print(f"{'ID':<12}  {'USER':<16} {'ROLE':<5}  {'NAME':<16} CREATED (UTC)")
+    for t in list_tokens(args.data_dir, args.user):
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created_at))
+        print(f"{t.id:<12}  {t.user:<16} {t.role:<5}  {t.name:<16} {created}")
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from local_hub.admin import revoke_token
+    from local_hub.storage import StorageError
+
+    try:
+        t = revoke_token(args.data_dir, args.token_id)
+    except StorageError as e:
+        print(f"rag-de hub token revoke: error: {e}, in {args.data_dir}, "
+              "run `rag-de hub token list --data-dir DIR` for the ids", file=sys.stderr)
+        return 2
+    print(f"revoked token {t.id} of {t.user} ({t.role}, {t.name})")
+    return 0
+
+
 def register(commands, deploy) -> None:
-    """Add `hub serve` and `hub token create` to the top-level `rag-de` parser."""
+    """Add `hub serve` and `hub token create/list/revoke` to the top-level `rag-de` parser."""
     hub = commands.add_parser(
         "hub", help="run the local Hub-compatible server (offline publishing and tests)",
         description="A server that speaks the Hugging Face Hub HTTP API (models, datasets, Spaces), so the "
@@ -57,7 +83,7 @@ def register(commands, deploy) -> None:
     serve.set_defaults(func=_serve)
 
     token = sub.add_parser("token", help="manage access tokens",
-                           description="Create users and access tokens for the local Hub.")
+                           description="Create, list and revoke users' access tokens for the local Hub.")
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = token_sub.add_parser(
         "create", help="create a token (and the user if new); prints only the token",
@@ -71,6 +97,23 @@ def register(commands, deploy) -> None:
     create.add_argument("--org", action="append", metavar="ORG",
                         help="make USER a member of ORG (repeatable; the org is created if missing)")
     create.set_defaults(func=_token_create)
+
+    listing = token_sub.add_parser(
+        "list", help="list tokens (id, user, role, name, date; never the token)",
+        description="List the tokens of the local Hub at DIR. Each is named by an ID (the first digits of its "
+        "hash), which `revoke` takes; the tokens themselves are not stored and cannot be shown.",
+    )
+    listing.add_argument("--data-dir", required=True, help="the server's storage folder")
+    listing.add_argument("--user", help="only the tokens of this user")
+    listing.set_defaults(func=_token_list)
+    revoke = token_sub.add_parser(
+        "revoke", help="revoke a token by its ID (see `list`)",
+        description="Delete the token with TOKEN_ID (as `rag-de hub token list` shows it); requests with it are "
+        "refused from then on, also by a running server.",
+    )
+    revoke.add_argument("--data-dir", required=True, help="the server's storage folder")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the token's ID from `rag-de hub token list`")
+    revoke.set_defaults(func=_token_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,18 +12,19 @@ import binascii
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local_hub import errors
-from local_hub.auth import Principal, authenticate, check_read, check_write
+from local_hub.auth import Principal, authenticate, can_read, check_contribute, check_read, check_write
 from local_hub.errors import HubError
 from local_hub.settings import HubSettings
 from local_hub.storage import (
     REPO_TYPES, Conflict, EntryNotFound, NotFound, ParentMismatch, Repo, RevisionNotFound, Storage, StorageError,
+    ref_key,
 )
 
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -62,13 +63,47 @@ class Ctx:
         return rtype
 
     def repo(self) -> Repo | None:
-        return self.store.get_repo(self.repo_type(), f"{self.param('ns')}/{self.param('name')}")
+        """The repo the path names; for GET/HEAD under another case or a moved repo's old name, a 307 to
+        its current name (only to a caller who may see it: private names do not leak)."""
+        rtype, repo_id = self.repo_type(), f"{self.param('ns')}/{self.param('name')}"
+        repo = self.store.get_repo(rtype, repo_id)
+        if repo is None and self.request.method in ("GET", "HEAD"):
+            other = self.store.find_repo(rtype, repo_id)
+            if other is not None and can_read(self.principal, other):
+                raise errors.redirect(self.moved_url(other))
+        return repo
+
+    def moved_url(self, repo: Repo) -> str:
+        """This request's path and query with the repo's current `namespace/name` (a relative redirect)."""
+        raw = f"/{self.request.path_params['ns']}/{self.request.path_params['name']}"
+        url = self.request.url
+        path = url.path.replace(raw, f"/{quote(repo.namespace, safe='')}/{quote(repo.name, safe='')}", 1)
+        return path + (f"?{url.query}" if url.query else "")
 
     def readable_repo(self) -> Repo:
         return check_read(self.principal, self.repo())
 
     def writable_repo(self, what: str) -> Repo:
         return check_write(self.principal, self.repo(), what)[1]
+
+    def committable_repo(self, revision: str, create_pr: bool) -> Repo:
+        """Who may commit where: a new PR (`create_pr`) needs read access and a write token; a PR's ref
+        `refs/pr/N` its author or a writer of the repo, while the PR is open; a branch a writer."""
+        if create_pr:
+            return check_contribute(self.principal, self.repo(), "open a pull request")[1]
+        kind, num = ref_key(revision)
+        if kind != "pr":
+            return self.writable_repo("create a commit in this repo")
+        principal, repo = check_contribute(self.principal, self.repo(), "push to this pull request")
+        try:
+            d = self.store.get_discussion(repo, int(num))
+        except NotFound:
+            raise errors.revision_not_found(f"Invalid rev id: {revision}") from None
+        if d.author != principal.user:
+            check_write(principal, repo, "push to another user's pull request")
+        if d.status not in ("open", "draft"):
+            raise errors.forbidden(f"Pull request #{num} is {d.status}: reopen it before pushing to it")
+        return repo
 
     def repo_url(self, repo: Repo) -> str:
         return f"{self.base_url}/{URL_PREFIX[repo.type]}{repo.repo_id}"

@@ -51,3 +51,12 @@ def unauthorized(message: str = "Invalid credentials in Authorization header") -
 
 def forbidden(message: str) -> HubError:
     return HubError(403, message)
+
+
+def redirect(location: str) -> HubError:
+    """307 to the repo's current name (moved repo, other case), which the clients follow like the Hub's."""
+    return HubError(307, f"Repository moved: see {location}", None, {"Location": location})
+
+
+def gated(message: str, authenticated: bool) -> HubError:
+    return HubError(403 if authenticated else 401, message, "GatedRepo")

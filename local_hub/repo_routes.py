@@ -131,32 +131,28 @@ def move_repo(ctx: Ctx, body: dict) -> dict:
     return {}
 
 
+SETTINGS_KEYS = {"gated", "private", "visibility"}  # what update_repo_settings may send that this hub applies
+
+
 def update_settings(ctx: Ctx, body: dict) -> dict:
     body = require_dict(body)
     repo = ctx.writable_repo("change the settings of this repo")
+    unknown = sorted(set(body) - SETTINGS_KEYS)
+    if unknown:
+        raise errors.bad_request(f"The local hub has no repo setting {', '.join(unknown)}: "
+                                 f"use {', '.join(sorted(SETTINGS_KEYS))}")
+    if "gated" in body:
+        gated = body["gated"]
+        if gated not in (False, "auto", "manual"):
+            raise errors.bad_request(f"gated must be 'auto', 'manual' or false, not {gated!r}")
+        ctx.store.set_gated(repo, gated or None)
     if "visibility" in body:
+        if body["visibility"] not in ("public", "private"):
+            raise errors.bad_request("visibility must be 'public' or 'private' (the local hub has no 'protected')")
         ctx.store.set_private(repo, body["visibility"] != "public")
     elif "private" in body:
         ctx.store.set_private(repo, bool(body["private"]))
     return {}
-
-
-def list_repos(ctx: Ctx) -> Response:
-    rtype = ctx.repo_type()
-    q = ctx.request.query_params
-    author, search = q.get("author"), (q.get("search") or "").lower()
-    out = []
-    for repo in ctx.store.list_repos(rtype):
-        if repo.private and not (ctx.principal and ctx.principal.member_of(repo.namespace)):
-            continue
-        if (author and repo.namespace != author) or (search and search not in repo.repo_id.lower()):
-            continue
-        head = ctx.store.resolve(repo, "main")
-        out.append({"_id": f"{repo.id:024x}", "id": repo.repo_id, "author": repo.namespace, "sha": head,
-                    "private": repo.private, "likes": 0, "downloads": 0, "tags": [],
-                    "createdAt": now_iso(repo.created_at),
-                    "lastModified": now_iso(ctx.store.commit_info(repo, head).created_at)})
-    return paged(ctx, out, 1000)
 
 
 def repo_info(ctx: Ctx) -> dict:
@@ -198,7 +194,8 @@ def list_refs(ctx: Ctx) -> dict:
         "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": t} for n, t in refs["tag"].items()],
     }
     if truthy(ctx.request.query_params.get("include_prs")):
-        out["pullRequests"] = []
+        out["pullRequests"] = [{"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": t}
+                               for n, t in sorted(refs["pr"].items(), key=lambda kv: int(kv[0]))]
     return out
 
 

@@ -85,6 +85,38 @@ def runtime_json(repo: Repo, files: dict[str, Entry], card: dict | None) -> dict
     }
 
 
+# Card fields the Hub turns into `key:value` tags (besides `tags` itself, `library_name`, `pipeline_tag`).
+CARD_TAG_FIELDS = {
+    "model": ("license", "language", "datasets:dataset", "base_model"),
+    "dataset": ("license", "language", "task_categories", "task_ids", "size_categories", "multilinguality",
+                "language_creators", "annotations_creators", "source_datasets"),
+    "space": ("license",),
+}
+
+
+def repo_tags(repo: Repo, card: dict | None) -> list[str]:
+    """The tags the Hub shows and filters on: the card's `tags`, its library and pipeline, and
+    `key:value` tags from its metadata (`license:apache-2.0`, `language:de`, `dataset:org/x`, ...)."""
+    card = card or {}
+    out: list[str] = []
+
+    def add(value) -> None:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value) not in out:
+            out.append(str(value))
+
+    for t in card.get("tags") or [] if isinstance(card.get("tags"), list) else []:
+        add(t)
+    for key in ("library_name", "pipeline_tag"):
+        add(card.get(key))
+    for field in CARD_TAG_FIELDS[repo.type]:
+        key, _, prefix = field.partition(":")
+        values = card.get(key)
+        for v in values if isinstance(values, list) else [values]:
+            if v is not None and isinstance(v, (str, int, float)):
+                add(f"{prefix or key}:{v}")
+    return out
+
+
 def repo_info_json(ctx: Ctx, repo: Repo, oid: str, blobs: bool) -> dict:
     files = ctx.store.manifest(repo, oid)
     commit = ctx.store.commit_info(repo, oid)
@@ -99,7 +131,7 @@ def repo_info_json(ctx: Ctx, repo: Repo, oid: str, blobs: bool) -> dict:
                               "pointerSize": len(lfs_pointer(e.sha256, e.size))}
         siblings.append(sib)
     card = card_data(ctx.store, files)
-    tags = list((card or {}).get("tags") or []) if isinstance((card or {}).get("tags"), list) else []
+    tags = repo_tags(repo, card)
     info: dict[str, Any] = {
         "_id": f"{repo.id:024x}",
         "id": repo.repo_id,
@@ -109,7 +141,7 @@ def repo_info_json(ctx: Ctx, repo: Repo, oid: str, blobs: bool) -> dict:
         "createdAt": now_iso(repo.created_at),
         "private": repo.private,
         "disabled": False,
-        "gated": False,
+        "gated": repo.gated or False,
         "likes": 0,
         "tags": tags,
         "siblings": siblings,

@@ -17,7 +17,7 @@ from local_hub.auth import authenticate
 from local_hub.context import Ctx, app_state, map_storage_error, paged, resolve_commit, truthy
 from local_hub.errors import HubError
 from local_hub.shapes import file_json, folder_json, folder_oids
-from local_hub.storage import BadRequest, StorageError, validate_path
+from local_hub.storage import BadRequest, Repo, StorageError, validate_path
 
 
 def list_tree(ctx: Ctx) -> Response:
@@ -92,6 +92,23 @@ async def paths_info(request: Request) -> Response:
         return map_storage_error(e).response()
 
 
+UNGATED_FILES = ("README.md", ".gitattributes")  # readable in a gated repo, as on the Hub
+
+
+def check_gated(ctx: Ctx, repo: Repo) -> None:
+    """Gated repos (as on the Hub): the card and listings are public, files need an accepted user. Here
+    `auto` accepts every signed-in user; `manual` only the owner's members (no access requests here)."""
+    p = ctx.principal
+    if not repo.gated or (p is not None and p.member_of(repo.namespace)):
+        return
+    if p is None:
+        raise errors.gated(f"Access to {repo.repo_id} is restricted: it is gated, sign in (send a token) "
+                           "to download its files", authenticated=False)
+    if repo.gated == "manual":
+        raise errors.gated(f"Access to {repo.repo_id} is restricted to members of {repo.namespace}: its access is "
+                           "granted manually, ask the owner to add you to the org", authenticated=True)
+
+
 def resolve_file(ctx: Ctx) -> Response:
     """GET/HEAD a file at a revision, with the headers file_download.py relies on.
 
@@ -102,6 +119,8 @@ def resolve_file(ctx: Ctx) -> Response:
     repo = ctx.readable_repo()
     oid = resolve_commit(ctx, repo, ctx.param("rev"))
     path = ctx.param("path")
+    if path not in UNGATED_FILES:
+        check_gated(ctx, repo)
     try:
         validate_path(path)
     except BadRequest as e:
@@ -109,6 +128,9 @@ def resolve_file(ctx: Ctx) -> Response:
     entry = ctx.store.manifest(repo, oid).get(path)
     if entry is None:
         raise errors.entry_not_found(f"{path} does not exist at revision {ctx.param('rev')}", {"X-Repo-Commit": oid})
+    if not ctx.store.has_blob(entry.sha256):
+        raise errors.entry_not_found(f"The content of {path} was permanently deleted (LFS file deletion)",
+                                     {"X-Repo-Commit": oid})
     headers = {"X-Repo-Commit": oid, "Accept-Ranges": "bytes",
                "ETag": f'"{entry.sha256 if entry.lfs else entry.oid}"', "Cache-Control": "private, max-age=0"}
     if entry.lfs:

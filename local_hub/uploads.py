@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local_hub import errors
-from local_hub.auth import authenticate
+from local_hub.auth import authenticate, check_contribute
 from local_hub.context import Ctx, app_state, map_storage_error, require_dict, resolve_commit, truthy
 from local_hub.errors import HubError
 from local_hub.settings import HubSettings
@@ -76,12 +76,16 @@ def _matches_gitignore(path: str, gitignore: str | None) -> bool:
 def preupload(ctx: Ctx, body: dict) -> dict:
     """Tell the client, per file, whether to send it inline ("regular") or through LFS."""
     body = require_dict(body)
-    repo = ctx.writable_repo("upload files to this repo")
-    if truthy(ctx.request.query_params.get("create_pr")):
-        raise errors.bad_request("Pull requests are not supported by the local hub: commit to a branch instead")
+    repo = ctx.committable_repo(ctx.param("rev"), truthy(ctx.request.query_params.get("create_pr")))
     head = resolve_commit(ctx, repo, ctx.param("rev"))
     files = ctx.store.manifest(repo, head)
     patterns = _gitattributes_lfs_patterns(ctx, files)
+    # As on the Hub: the client's `gitIgnore` (a .gitignore it is committing) first, else the repo's own.
+    gitignore = body.get("gitIgnore")
+    if not isinstance(gitignore, str):
+        stored = files.get(".gitignore")
+        gitignore = ctx.store.read_blob(stored.sha256).decode("utf-8", "replace") if stored and \
+            stored.size <= 1024 * 1024 else None
     items = body.get("files")
     if not isinstance(items, list):
         raise errors.bad_request("'files' must be a list of {path, sample, size}")
@@ -106,7 +110,7 @@ def preupload(ctx: Ctx, body: dict) -> dict:
         oid = None
         if existing is not None and existing.lfs == lfs:
             oid = existing.sha256 if lfs else existing.oid
-        out.append({"path": path, "uploadMode": mode, "shouldIgnore": _matches_gitignore(path, body.get("gitIgnore")),
+        out.append({"path": path, "uploadMode": mode, "shouldIgnore": _matches_gitignore(path, gitignore),
                     "oid": oid})
     return {"files": out, "commitOid": head}
 
@@ -160,10 +164,9 @@ async def commit(request: Request) -> Response:
     try:
         ctx = await run_in_threadpool(
             lambda: Ctx(request, store, settings, authenticate(store, request.headers.get("authorization"))))
-        repo = await run_in_threadpool(ctx.writable_repo, "create a commit in this repo")
-        if truthy(request.query_params.get("create_pr")):
-            raise errors.bad_request("Pull requests are not supported by the local hub: commit to a branch instead")
         branch = ctx.param("rev")
+        create_pr = truthy(request.query_params.get("create_pr"))
+        repo = await run_in_threadpool(ctx.committable_repo, branch, create_pr)
         reader = _LineReader(request, settings)
         header: dict | None = None
         ops: list[Operation] = []
@@ -192,15 +195,23 @@ async def commit(request: Request) -> Response:
         if parent is not None and not isinstance(parent, str):
             raise errors.bad_request("'parentCommit' must be a commit id")
         author = ctx.principal.user
-        oid = await run_in_threadpool(
-            lambda: store.commit(repo, branch, ops, title=title.strip(), message=str(header.get("description") or ""),
-                                 author=author, parent_commit=parent))
+        message = str(header.get("description") or "")
+        pr_url = None
+        if create_pr:
+            num, oid = await run_in_threadpool(
+                lambda: store.commit_as_pr(repo, branch, ops, title=title.strip(), message=message, author=author,
+                                           parent_commit=parent))
+            pr_url = f"{ctx.repo_url(repo)}/discussions/{num}"
+        else:
+            oid = await run_in_threadpool(
+                lambda: store.commit(repo, branch, ops, title=title.strip(), message=message, author=author,
+                                     parent_commit=parent))
     except HubError as e:
         return e.response()
     except StorageError as e:
         return map_storage_error(e).response()
     return JSONResponse({"success": True, "commitOid": oid, "commitUrl": f"{ctx.repo_url(repo)}/commit/{oid}",
-                         "hookOutput": "", "pullRequestUrl": None})
+                         "hookOutput": "", "pullRequestUrl": pr_url})
 
 
 async def _operation(ctx: Ctx, repo: Repo, key: Any, value: dict, line_no: int) -> Operation:
@@ -259,7 +270,8 @@ def lfs_batch(ctx: Ctx, body: dict) -> Response:
     operation = body.get("operation")
     if operation != "upload":
         raise HubError(422, f"LFS operation {operation!r} is not supported: only 'upload' (downloads use /resolve)")
-    repo = ctx.writable_repo("upload LFS files to this repo")
+    # Contributors upload LFS objects for their pull requests; only commits decide where they show.
+    repo = check_contribute(ctx.principal, ctx.repo(), "upload LFS files to this repo")[1]
     objects = body.get("objects")
     if not isinstance(objects, list):
         raise errors.bad_request("'objects' must be a list of {oid, size}")
@@ -323,7 +335,7 @@ async def lfs_upload(request: Request) -> Response:
 
 
 def lfs_verify(ctx: Ctx, body: dict) -> Response:
-    repo = ctx.writable_repo("verify LFS uploads")
+    repo = check_contribute(ctx.principal, ctx.repo(), "verify LFS uploads")[1]
     oid, size = require_dict(body).get("oid"), body.get("size")
     if not isinstance(oid, str) or not ctx.store.lfs_known(repo, oid):
         raise HubError(404, f"LFS object {oid} was not uploaded")

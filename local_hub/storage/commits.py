@@ -16,7 +16,7 @@ from typing import Iterable
 
 from local_hub.storage.records import (
     COMMIT_RE, DEFAULT_BRANCH, BadRequest, Commit, Conflict, Entry, EntryNotFound, Operation, ParentMismatch, Repo,
-    RevisionNotFound, validate_ref_name,
+    RevisionNotFound, ref_key, validate_ref_name,
 )
 
 MANIFEST_CACHE_SIZE = 256  # commits whose file listing stays decoded in memory (they never change)
@@ -43,17 +43,20 @@ class CommitStore:
 
     # ------------------------------------------------------------------ refs
     def refs(self, repo: Repo) -> dict[str, dict[str, str]]:
-        out: dict[str, dict[str, str]] = {"branch": {}, "tag": {}}
+        """{"branch": {name: commit}, "tag": {...}, "pr": {"<num>": commit}}."""
+        out: dict[str, dict[str, str]] = {"branch": {}, "tag": {}, "pr": {}}
         for row in self.db().execute("SELECT kind, name, target FROM refs WHERE repo=? ORDER BY name", (repo.id,)):
             out[row["kind"]][row["name"]] = row["target"]
         return out
 
     def resolve(self, repo: Repo, revision: str) -> str:
-        """Branch, tag or full commit id -> commit id; RevisionNotFound otherwise."""
+        """Branch, tag, `refs/pr/N` (also `refs/heads/x`, `refs/tags/x`) or full commit id -> commit id;
+        RevisionNotFound otherwise."""
         db = self.db()
-        for kind in ("branch", "tag"):
+        kind, name = ref_key(revision)
+        for kind in ((kind,) if name != revision else ("branch", "tag")):
             row = db.execute("SELECT target FROM refs WHERE repo=? AND kind=? AND name=?",
-                             (repo.id, kind, revision)).fetchone()
+                             (repo.id, kind, name)).fetchone()
             if row:
                 return row["target"]
         if COMMIT_RE.match(revision) and db.execute(
@@ -117,14 +120,18 @@ class CommitStore:
     # ------------------------------------------------------------------ writing commits
     def commit(self, repo: Repo, branch: str, operations: Iterable[Operation], *, title: str, message: str,
                author: str, parent_commit: str | None = None) -> str:
-        """Apply `operations` on top of `branch` as one new commit; all blobs must already be durable."""
+        """Apply `operations` on top of `branch` (or a PR's `refs/pr/N`) as one new commit; all blobs must
+        already be durable."""
         operations = list(operations)
         for op in operations:
             if op.kind == "add" and not self.has_blob(op.sha256 or ""):
                 raise BadRequest(f"content of {op.path} was not uploaded (sha256 {op.sha256})")
+        kind, name = ref_key(branch)
+        if kind == "tag":
+            raise BadRequest(f"Cannot commit to {branch!r}: commits go to a branch, not a tag or a commit id")
         with self.tx() as db:
-            row = db.execute("SELECT target FROM refs WHERE repo=? AND kind='branch' AND name=?",
-                             (repo.id, branch)).fetchone()
+            row = db.execute("SELECT target FROM refs WHERE repo=? AND kind=? AND name=?",
+                             (repo.id, kind, name)).fetchone()
             if row is None:
                 if db.execute("SELECT 1 FROM refs WHERE repo=? AND kind='tag' AND name=?",
                               (repo.id, branch)).fetchone() or COMMIT_RE.match(branch):
@@ -137,11 +144,29 @@ class CommitStore:
                     "Please refresh and try again."
                 )
             base = self.manifest(repo, head)
-            return self.write_commit(db, repo.id, branch, head, base, operations, title, message, author)
+            oid = self.write_commit(db, repo.id, name, head, base, operations, title, message, author, kind=kind)
+            if kind == "pr":
+                self.add_event(db, repo.id, int(name), "commit", author, {"subject": title, "oid": oid})
+            return oid
+
+    def super_squash(self, repo: Repo, branch: str, message: str, author: str) -> str:
+        """Replace the history of `branch` by one commit with its current files (tags keep their commits)."""
+        kind, name = ref_key(branch)
+        if kind != "branch":
+            raise BadRequest(f"Cannot super-squash {branch!r}: only a branch can be squashed")
+        with self.tx() as db:
+            row = db.execute("SELECT target FROM refs WHERE repo=? AND kind='branch' AND name=?",
+                             (repo.id, name)).fetchone()
+            if row is None:
+                raise RevisionNotFound(f"Invalid rev id: {branch}")
+            files = self.manifest(repo, row["target"])
+            ops = [Operation("add", p, e.sha256, e.size, e.lfs, e.oid) for p, e in files.items()]
+            return self.write_commit(db, repo.id, name, None, {}, ops, message, "", author)
 
     def write_commit(self, db, repo_pk: int, branch: str, head: str | None, base: dict[str, Entry],
-                     operations: list[Operation], title: str, message: str, author: str) -> str:
-        """Inside an open transaction: the new commit row and `branch` pointing at it; returns its id."""
+                     operations: list[Operation], title: str, message: str, author: str, kind: str = "branch") -> str:
+        """Inside an open transaction: the new commit row and the ref (`kind`, `branch`) pointing at it;
+        returns its id."""
         files = dict(base)
         changed: dict[str, Operation] = {}
         for op in operations:
@@ -177,5 +202,5 @@ class CommitStore:
                                              for p, e in files.items()}).encode())
         db.execute("INSERT INTO commits VALUES (?,?,?,?,?,?,?,?,?)",
                    (repo_pk, oid, head, title, message, author, created, seq, manifest))
-        db.execute("INSERT OR REPLACE INTO refs VALUES (?, 'branch', ?, ?)", (repo_pk, branch, oid))
+        db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)", (repo_pk, kind, branch, oid))
         return oid

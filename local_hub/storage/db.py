@@ -28,7 +28,21 @@ CREATE TABLE IF NOT EXISTS lfs_objects (repo INTEGER NOT NULL, sha256 TEXT NOT N
     PRIMARY KEY (repo, sha256));
 CREATE TABLE IF NOT EXISTS space_settings (repo INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
     value TEXT NOT NULL, description TEXT, updated_at REAL NOT NULL, PRIMARY KEY (repo, kind, key));
+CREATE TABLE IF NOT EXISTS repo_redirects (type TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    repo INTEGER NOT NULL, PRIMARY KEY (type, namespace, name));
+CREATE TABLE IF NOT EXISTS discussions (repo INTEGER NOT NULL, num INTEGER NOT NULL, is_pr INTEGER NOT NULL,
+    title TEXT NOT NULL, status TEXT NOT NULL, author TEXT NOT NULL, created_at REAL NOT NULL,
+    base_branch TEXT, base_commit TEXT, merge_commit TEXT, PRIMARY KEY (repo, num));
+CREATE TABLE IF NOT EXISTS discussion_events (repo INTEGER NOT NULL, num INTEGER NOT NULL, seq INTEGER NOT NULL,
+    id TEXT NOT NULL, type TEXT NOT NULL, author TEXT NOT NULL, created_at REAL NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (repo, num, seq));
 """
+
+# Columns added after the first release: (table, column, declaration); added to older databases at start.
+MIGRATIONS = (
+    ("repos", "gated", "TEXT"),
+    ("lfs_objects", "pushed_at", "REAL"),
+)
 
 
 class Transaction:
@@ -54,7 +68,11 @@ class Database:
     def init_db(self, db_path: Path) -> None:
         self.db_path = db_path
         self._local = threading.local()
-        self.db().executescript(SCHEMA)  # executescript manages its own transaction
+        db = self.db()
+        db.executescript(SCHEMA)  # executescript manages its own transaction
+        for table, column, decl in MIGRATIONS:
+            if column not in {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def db(self) -> sqlite3.Connection:
         """This thread's connection (autocommit outside `tx()`)."""

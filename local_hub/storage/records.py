@@ -74,6 +74,7 @@ class Repo:
     private: bool
     sdk: str | None
     created_at: float
+    gated: str | None = None   # None, "auto" or "manual", as the Hub's `gated` setting
 
     @property
     def repo_id(self) -> str:
@@ -108,6 +109,36 @@ class TokenInfo:
     role: str
     name: str
     created_at: float
+    id: str = ""     # first hex digits of the token's sha256: names it for `token list/revoke`, unusable as a token
+
+
+@dataclass(frozen=True)
+class Discussion:
+    """A discussion or pull request; a PR's changes live on the ref `refs/pr/<num>`."""
+
+    repo: int
+    num: int
+    is_pr: bool
+    title: str
+    status: str                # "open" | "closed" | "merged" (PRs) | "draft" (PRs)
+    author: str
+    created_at: float
+    base_branch: str | None    # PRs: the branch it merges into
+    base_commit: str | None    # PRs: the commit of base_branch it started from (merge base)
+    merge_commit: str | None   # PRs: the commit on base_branch that merged it
+
+    @property
+    def ref(self) -> str:
+        return f"refs/pr/{self.num}"
+
+
+@dataclass(frozen=True)
+class DiscussionEvent:
+    id: str
+    type: str                  # "comment" | "status-change" | "commit" | "title-change"
+    author: str
+    created_at: float
+    data: dict
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -147,6 +178,21 @@ def validate_name(name: str, what: str) -> str:
             "must start and end with a letter or digit)"
         )
     return name
+
+
+PR_REF_RE = re.compile(r"^refs/pr/([1-9][0-9]{0,8})$")
+
+
+def ref_key(revision: str) -> tuple[str, str]:
+    """A revision as (kind, name) in the refs table: `refs/pr/3` -> ("pr", "3"), `refs/heads/x` -> ("branch",
+    "x"), `refs/tags/x` -> ("tag", "x"), anything else -> ("branch", revision)."""
+    m = PR_REF_RE.match(revision)
+    if m:
+        return "pr", m.group(1)
+    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+        if revision.startswith(prefix):
+            return kind, revision[len(prefix):]
+    return "branch", revision
 
 
 def validate_ref_name(name: str) -> str:

@@ -1,7 +1,8 @@
 """Repos: create (with the Hub's first commit), look up, move, delete, visibility; LFS objects per repo.
 
 Why LFS objects are per repo: an LFS upload counts for the repo it was uploaded to, so a commit cannot
-name another repo's private content just by knowing its sha256.
+name another repo's private content just by knowing its sha256. Names are unique without regard to case
+and found without regard to case (as on the Hub); a moved repo's old name is kept as a redirect.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from local_hub.storage.records import (
     DEFAULT_BRANCH, REPO_TYPES, BadRequest, Conflict, Operation, Repo, git_blob_oid, validate_name,
 )
+
+GATED_VALUES = (None, "auto", "manual")
 
 # What the Hub puts into a new repo's first commit; also decides which paths are uploaded as LFS.
 DEFAULT_GITATTRIBUTES = """*.7z filter=lfs diff=lfs merge=lfs -text
@@ -59,13 +62,14 @@ def space_readme(name: str, sdk: str) -> str:
 
 def repo_from_row(row) -> Repo:
     return Repo(row["id"], row["type"], row["namespace"], row["name"], bool(row["private"]), row["sdk"],
-                row["created_at"])
+                row["created_at"], row["gated"])
 
 
 class RepoStore:
     """The repo part of `Storage` (needs `db()`, `tx()`, `put_bytes`, `has_blob`, `write_commit`)."""
 
     def get_repo(self, repo_type: str, repo_id: str) -> Repo | None:
+        """The repo named exactly `repo_id`, or None (see `find_repo` for other spellings and old names)."""
         if "/" not in repo_id:
             return None
         namespace, name = repo_id.split("/", 1)
@@ -73,6 +77,24 @@ class RepoStore:
             "SELECT * FROM repos WHERE type=? AND namespace=? AND name=?", (repo_type, namespace, name)
         ).fetchone()
         return repo_from_row(row) if row else None
+
+    def find_repo(self, repo_type: str, repo_id: str) -> Repo | None:
+        """The repo `repo_id` names in another case, or whose old name it is (moved repo); None otherwise."""
+        if "/" not in repo_id:
+            return None
+        namespace, name = repo_id.split("/", 1)
+        db = self.db()
+        row = db.execute("SELECT * FROM repos WHERE type=? AND namespace=? COLLATE NOCASE AND name=? COLLATE NOCASE",
+                         (repo_type, namespace, name)).fetchone()
+        if row is None:
+            row = db.execute("SELECT repos.* FROM repo_redirects JOIN repos ON repos.id = repo_redirects.repo "
+                             "WHERE repo_redirects.type=? AND repo_redirects.namespace=? COLLATE NOCASE "
+                             "AND repo_redirects.name=? COLLATE NOCASE", (repo_type, namespace, name)).fetchone()
+        return repo_from_row(row) if row else None
+
+    def _name_taken(self, db, repo_type: str, namespace: str, name: str) -> bool:
+        return db.execute("SELECT 1 FROM repos WHERE type=? AND namespace=? COLLATE NOCASE AND name=? COLLATE NOCASE",
+                          (repo_type, namespace, name)).fetchone() is not None
 
     def get_repo_by_pk(self, repo_pk: int) -> Repo | None:
         row = self.db().execute("SELECT * FROM repos WHERE id=?", (repo_pk,)).fetchone()
@@ -94,9 +116,11 @@ class RepoStore:
             files["README.md"] = Operation("add", "README.md", self.put_bytes(readme), len(readme), False,
                                            git_blob_oid(readme))
         with self.tx() as db:
-            if db.execute("SELECT 1 FROM repos WHERE type=? AND namespace=? AND name=?",
-                          (repo_type, namespace, name)).fetchone():
+            if self._name_taken(db, repo_type, namespace, name):
                 raise Conflict(f"You already created this {repo_type} repo: {namespace}/{name}")
+            # A new repo takes over a name that used to redirect to a moved one.
+            db.execute("DELETE FROM repo_redirects WHERE type=? AND namespace=? COLLATE NOCASE "
+                       "AND name=? COLLATE NOCASE", (repo_type, namespace, name))
             cur = db.execute("INSERT INTO repos (type, namespace, name, private, sdk, created_at) VALUES (?,?,?,?,?,?)",
                              (repo_type, namespace, name, int(private), sdk, time.time()))
             repo_pk = cur.lastrowid
@@ -106,7 +130,8 @@ class RepoStore:
 
     def delete_repo(self, repo: Repo) -> None:
         with self.tx() as db:
-            for table in ("commits", "refs", "lfs_objects", "space_settings"):
+            for table in ("commits", "refs", "lfs_objects", "space_settings", "discussions", "discussion_events",
+                          "repo_redirects"):
                 db.execute(f"DELETE FROM {table} WHERE repo=?", (repo.id,))
             db.execute("DELETE FROM repos WHERE id=?", (repo.id,))
         # Blobs stay: they may be shared with other repos (content addressing); `gc` could reclaim them.
@@ -115,25 +140,24 @@ class RepoStore:
         validate_name(namespace, "namespace")
         validate_name(name, "repo name")
         with self.tx() as db:
-            if db.execute("SELECT 1 FROM repos WHERE type=? AND namespace=? AND name=?",
-                          (repo.type, namespace, name)).fetchone():
+            if self._name_taken(db, repo.type, namespace, name) and (namespace, name) != (repo.namespace, repo.name):
                 raise Conflict(f"{repo.type} repo {namespace}/{name} exists already")
+            db.execute("DELETE FROM repo_redirects WHERE type=? AND namespace=? COLLATE NOCASE "
+                       "AND name=? COLLATE NOCASE", (repo.type, namespace, name))
+            db.execute("INSERT OR REPLACE INTO repo_redirects VALUES (?,?,?,?)",
+                       (repo.type, repo.namespace, repo.name, repo.id))
             db.execute("UPDATE repos SET namespace=?, name=? WHERE id=?", (namespace, name, repo.id))
 
     def set_private(self, repo: Repo, private: bool) -> None:
         with self.tx() as db:
             db.execute("UPDATE repos SET private=? WHERE id=?", (int(private), repo.id))
 
+    def set_gated(self, repo: Repo, gated: str | None) -> None:
+        if gated not in GATED_VALUES:
+            raise BadRequest(f"gated must be 'auto', 'manual' or false, not {gated!r}")
+        with self.tx() as db:
+            db.execute("UPDATE repos SET gated=? WHERE id=?", (gated, repo.id))
+
     def list_repos(self, repo_type: str) -> list[Repo]:
         rows = self.db().execute("SELECT * FROM repos WHERE type=? ORDER BY namespace, name", (repo_type,))
         return [repo_from_row(r) for r in rows.fetchall()]
-
-    # ------------------------------------------------------------------ LFS objects
-    def lfs_known(self, repo: Repo, sha256: str) -> bool:
-        """An LFS object counts as present for a repo only once it was uploaded *to that repo*."""
-        row = self.db().execute("SELECT 1 FROM lfs_objects WHERE repo=? AND sha256=?", (repo.id, sha256)).fetchone()
-        return row is not None and self.has_blob(sha256)
-
-    def lfs_register(self, repo: Repo, sha256: str, size: int) -> None:
-        with self.tx() as db:
-            db.execute("INSERT OR IGNORE INTO lfs_objects VALUES (?,?,?)", (repo.id, sha256, size))

@@ -11,14 +11,23 @@ import secrets
 import time
 from pathlib import Path
 
-from local_hub.storage.records import DEFAULT_ORG, DEFAULT_USER, BadRequest, Conflict, TokenInfo, validate_name
+from local_hub.storage.records import (
+    DEFAULT_ORG, DEFAULT_USER, BadRequest, Conflict, NotFound, TokenInfo, validate_name,
+)
 from rag_de.atomic import write_bytes
 
 TOKEN_ROLES = ("read", "write")
 
 
+TOKEN_ID_LEN = 12  # hex digits of the sha256 shown as a token's id
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_from_row(row) -> TokenInfo:
+    return TokenInfo(row["user"], row["role"], row["name"], row["created_at"], row["hash"][:TOKEN_ID_LEN])
 
 
 class UserStore:
@@ -62,7 +71,27 @@ class UserStore:
 
     def lookup_token(self, token: str) -> TokenInfo | None:
         row = self.db().execute("SELECT * FROM tokens WHERE hash=?", (token_hash(token),)).fetchone()
-        return TokenInfo(row["user"], row["role"], row["name"], row["created_at"]) if row else None
+        return token_from_row(row) if row else None
+
+    def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        """Every token (of `user`), oldest first; each named by `id`, never by the token itself."""
+        query, args = "SELECT * FROM tokens", ()
+        if user is not None:
+            query, args = query + " WHERE user=?", (user,)
+        return [token_from_row(r) for r in self.db().execute(query + " ORDER BY created_at, hash", args).fetchall()]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Delete the one token whose id (hash prefix, as `list_tokens` shows it) starts with `token_id`."""
+        if not isinstance(token_id, str) or len(token_id) < TOKEN_ID_LEN or not all(
+                c in "0123456789abcdef" for c in token_id):
+            raise BadRequest(f"token id must be the {TOKEN_ID_LEN} hex digits that `token list` shows, "
+                             f"not {token_id!r}")
+        with self.tx() as db:
+            rows = db.execute("SELECT * FROM tokens WHERE hash LIKE ?", (token_id + "%",)).fetchall()
+            if len(rows) != 1:
+                raise NotFound(f"no token with id {token_id}" if not rows else f"token id {token_id} is ambiguous")
+            db.execute("DELETE FROM tokens WHERE hash=?", (rows[0]["hash"],))
+        return token_from_row(rows[0])
 
     def bootstrap(self) -> str | None:
         """First start: user `admin` in org `org`, its write token in DATA_DIR/token (mode 600)."""
