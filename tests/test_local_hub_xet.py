@@ -188,6 +188,7 @@ def _xet_file_ids(hub: Hub) -> set[str]:
     return {p.stem for p in hub.files("xet/files")}
 
 
+@pytest.mark.slow  # ~2 min on 2 shared cores: four client processes importing torch/transformers
 def test_unchanged_clients_upload_through_xet_and_read_back_after_restart(hub, tmp_path):
     """upload_folder (50 MB), Dataset.push_to_hub, model.push_to_hub, Trainer(push_to_hub=True): all through Xet;
     snapshot_download / load_dataset / from_pretrained give identical bytes, rows, tensors, also after a restart."""
@@ -204,7 +205,7 @@ def test_unchanged_clients_upload_through_xet_and_read_back_after_restart(hub, t
     assert big_id in ids
     assert len(ids) >= 4  # weights.bin, the dataset's parquet, two model.safetensors
     recon = json.loads((hub.data_dir / "xet" / "files" / f"{big_id}.json").read_text())
-    assert recon["sha256"] == up["big_sha"] and recon["size"] == 50 << 20
+    assert recon["sha256"] == up["big_sha"] and recon["size"] == len(big) > 50_000_000
     schemes = {c.scheme for x in hub.files("xet/xorbs") for c in index_xorb(x.read_bytes()).chunks}
     assert schemes == {0, 1, 2}, schemes  # none, LZ4 and BG4-LZ4 chunks all decoded and hash-checked
     expected = {"big_sha": up["big_sha"], "notes": "small text file", "rows_ok": True,
@@ -287,7 +288,7 @@ def test_corrupt_xorb_missing_xorb_and_shardless_commit_are_refused(hub, tmp_pat
         assert httpx.post(cas + f"/v1/xorbs/default/{xorbs[0].name}", content=xorbs[0].read_bytes(),
                           headers={"authorization": "Bearer xet_forged.00"}).status_code == 401
         assert fresh.files("xet/xorbs") == [] and fresh.files("xet/shards") == [] and fresh.files("xet/files") == []
-        assert fresh.files("xet/tmp") == [] and fresh.files("tmp") == [] and fresh.files("blobs") == blobs_before
+        assert fresh.files("tmp") == [] and fresh.files("blobs") == blobs_before
         assert _commit(fresh, repo, sha, len(data)).status_code == 422
         assert fresh.head_commit(repo) == head
         # positive control: the same bytes, uncorrupted and in order, are accepted and committed
@@ -345,7 +346,7 @@ def test_sigkill_during_xet_upload_leaves_previous_commit_and_retry_succeeds(tmp
         h.restart()
         assert h.head_commit("org/crash") == head
         assert h.get("/org/crash/resolve/main/big.bin").status_code == 404
-        assert h.files("xet/tmp") == [] and h.files("tmp") == []
+        assert h.files("tmp") == []  # the half-written xorb was swept at restart
         client(h, _UPLOAD_ONE, tmp_path / "hf", str(tmp_path / "big.bin"))  # the retry
         assert h.head_commit("org/crash") != head
         assert hashlib.sha256(h.get("/org/crash/resolve/main/big.bin").content).digest() == \

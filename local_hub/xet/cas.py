@@ -3,8 +3,9 @@
 Layout under DATA_DIR/xet/: `cas_id` (random, per data dir: it is part of the casUrl, because hf_xet
 caches shards locally keyed by that URL and must never deduplicate against a wiped server), `xorbs/`
 (chunk sections, named by xorb hash), `files/` (one reconstruction per Xet file id, for HEAD and the
-read path), `shards/` (accepted shards, by sha256), `tmp/`. Every file appears by atomic rename after
-fsync, and only after its hashes were checked: a corrupt or half-received upload leaves nothing.
+read path), `shards/` (accepted shards, by sha256). Temp files go to the store's `tmp/`, swept at every
+server start. Every file appears by atomic rename after fsync, and only after its hashes were checked:
+a corrupt or half-received upload leaves nothing.
 A shard's files become ordinary sha256 blobs + LFS registrations of the token's repo, so the NDJSON
 commit that names them by sha256 goes through the unchanged LFS check.
 """
@@ -58,11 +59,10 @@ class XetStore:
         self.store = store
         self.root = store.data_dir / "xet"
         self.xorb_dir, self.file_dir = self.root / "xorbs", self.root / "files"
-        self.shard_dir, self.tmp_dir = self.root / "shards", self.root / "tmp"
-        for d in (self.xorb_dir, self.file_dir, self.shard_dir, self.tmp_dir):
+        self.shard_dir = self.root / "shards"
+        self.tmp_dir = store.tmp_dir  # half-written xorbs of a killed server are swept with the blobs' temp files
+        for d in (self.xorb_dir, self.file_dir, self.shard_dir):
             d.mkdir(parents=True, exist_ok=True)
-        for p in self.tmp_dir.iterdir():  # half-written xorbs of a killed server
-            p.unlink(missing_ok=True)
         id_file = self.root / "cas_id"
         if not id_file.exists():
             write_bytes(id_file, secrets.token_hex(8).encode())

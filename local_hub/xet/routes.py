@@ -31,7 +31,7 @@ _stores_lock = threading.Lock()
 
 
 def xet_store(store: Storage) -> XetStore:
-    """The one XetStore of a Storage (created on first use: it cleans xet/tmp, so once per process)."""
+    """The one XetStore of a Storage (created on first use, then shared by all requests)."""
     with _stores_lock:
         xs = _stores.get(store)
         if xs is None:
