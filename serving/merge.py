@@ -46,12 +46,6 @@ class MergeResult:
     seconds: dict = field(default_factory=dict)
 
 
-def merge_dtype(conf: ExportSource, device: str) -> str:
-    if conf.merge_dtype != "auto":
-        return conf.merge_dtype
-    return "bfloat16" if device.startswith("cuda") else "float32"
-
-
 def probe_prompts(tokenizer, n: int) -> list[str]:
     return [render_prompt_text(tokenizer, q, chunks) for q, chunks in (PROBES * n)[:n]]
 
@@ -70,7 +64,7 @@ def prompt_logits(model, tokenizer, prompts: list[str]) -> list:
 
 def stop_token_ids(model, tokenizer) -> list[int]:
     """The ids generation must stop on: the project's EOS helper (tokenizer EOS + generation config's)."""
-    from evaluation.inference import eos_ids
+    from rag_de.modeling import eos_ids
 
     return eos_ids(model, tokenizer)
 
@@ -78,10 +72,11 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 def load_and_merge(plan: ExportPlan, conf: ExportSource) -> MergeResult:
     """Base (full precision) + adapter -> merged model, with the logit check on `conf.verify_prompts` prompts."""
     from evaluation.runner import load_tokenizer_for
-    from rag_de.modeling import QuantizationSettings, default_device, load_adapter, load_causal_lm
+    from rag_de.modeling import (QuantizationSettings, default_device, load_adapter, load_causal_lm,
+                                 resolve_compute_dtype)
 
     device = conf.device or default_device()
-    dtype = merge_dtype(conf, device)
+    dtype = resolve_compute_dtype(conf.merge_dtype, device)  # auto: bf16 on CUDA, fp32 on CPU
     seconds = {}
     started = time.perf_counter()
     tokenizer = load_tokenizer_for(SimpleNamespace(adapter=plan.adapter, adapter_revision=plan.adapter_revision,
