@@ -1,4 +1,4 @@
-"""Repo maintenance: super-squash a branch, duplicate a repo (`duplicate_space`, `duplicate_repo`), list and
+"""Repo maintenance: super-squash a branch, duplicate a repo (`duplicate_repo`, with its history), list and
 permanently delete LFS objects (`list_lfs_files`, `permanently_delete_lfs_files`). Writers only.
 """
 
@@ -8,7 +8,7 @@ from local_hub import errors
 from local_hub.auth import check_write_namespace
 from local_hub.context import Ctx, require_dict
 from local_hub.storage import (
-    DEFAULT_BRANCH, SHA256_RE, Operation, git_blob_oid, lfs_pointer, now_iso, validate_name,
+    SHA256_RE, git_blob_oid, lfs_pointer, now_iso, validate_name,
 )
 
 # Keys of a duplicate request this server applies; Space hardware settings are refused (it runs no Spaces).
@@ -38,24 +38,12 @@ def duplicate(ctx: Ctx, body: dict) -> dict:
     namespace, name = target.split("/")
     validate_name(namespace, "namespace")
     validate_name(name, "repo name")
-    principal = check_write_namespace(ctx.principal, namespace, f"create a {source.type}")
+    check_write_namespace(ctx.principal, namespace, f"create a {source.type}")
     if "visibility" in body:
         private = body["visibility"] != "public"
     else:
         private = bool(body.get("private", source.private))
-    if ctx.store.find_repo(source.type, target) or ctx.store.get_repo(source.type, target):
-        raise errors.HubError(409, f"You already created this {source.type} repo: {target}")
-    files = ctx.store.manifest(source, ctx.store.resolve(source, DEFAULT_BRANCH))
-    copy = ctx.store.create_repo(source.type, namespace, name, private=private, author=principal.user,
-                                 sdk=source.sdk)
-    initial = ctx.store.manifest(copy, ctx.store.resolve(copy, DEFAULT_BRANCH))
-    ops = [Operation("delete_file", p) for p in initial if p not in files]
-    ops += [Operation("add", p, e.sha256, e.size, e.lfs, e.oid) for p, e in sorted(files.items())]
-    for e in files.values():
-        if e.lfs:
-            ctx.store.lfs_register(copy, e.sha256, e.size)
-    ctx.store.commit(copy, DEFAULT_BRANCH, ops, title=f"Duplicated from {source.repo_id}", message="",
-                     author=principal.user)
+    copy = ctx.store.duplicate_repo(source, namespace, name, private=private)
     if source.type == "space":
         for key, v in ctx.store.space_settings(source, "variable").items():
             ctx.store.set_space_setting(copy, "variable", key, v["value"], v["description"])

@@ -128,6 +128,26 @@ class RepoStore:
                               "initial commit", "", author)
         return self.get_repo(repo_type, f"{namespace}/{name}")
 
+    def duplicate_repo(self, source: Repo, namespace: str, name: str, *, private: bool) -> Repo:
+        """A copy of `source` with its full history, branches, tags and LFS objects (not its discussions),
+        in one transaction; commit ids stay the same, as in a git clone."""
+        validate_name(namespace, "namespace")
+        validate_name(name, "repo name")
+        with self.tx() as db:
+            if self._name_taken(db, source.type, namespace, name):
+                raise Conflict(f"You already created this {source.type} repo: {namespace}/{name}")
+            db.execute("DELETE FROM repo_redirects WHERE type=? AND namespace=? COLLATE NOCASE "
+                       "AND name=? COLLATE NOCASE", (source.type, namespace, name))
+            pk = db.execute("INSERT INTO repos (type, namespace, name, private, sdk, created_at) VALUES (?,?,?,?,?,?)",
+                            (source.type, namespace, name, int(private), source.sdk, time.time())).lastrowid
+            db.execute("INSERT INTO commits SELECT ?, oid, parent, title, message, author, created_at, seq, manifest "
+                       "FROM commits WHERE repo=?", (pk, source.id))
+            db.execute("INSERT INTO refs SELECT ?, kind, name, target FROM refs WHERE repo=? AND kind IN "
+                       "('branch', 'tag')", (pk, source.id))
+            db.execute("INSERT INTO lfs_objects (repo, sha256, size, pushed_at) SELECT ?, sha256, size, pushed_at "
+                       "FROM lfs_objects WHERE repo=?", (pk, source.id))
+        return self.get_repo_by_pk(pk)
+
     def delete_repo(self, repo: Repo) -> None:
         with self.tx() as db:
             for table in ("commits", "refs", "lfs_objects", "space_settings", "discussions", "discussion_events",
