@@ -1,10 +1,10 @@
-"""Make huggingface_hub upload through LFS when it talks to a local hub.
+"""Opt-out: make huggingface_hub upload through LFS instead of Xet when it talks to a local hub.
 
-Why: huggingface_hub 2.x decides *on the client* to upload large files through Xet whenever the
-`hf_xet` package is installed and `HF_HUB_DISABLE_XET` is unset (`utils/_runtime.is_xet_available`);
-the server is never asked. This server has no Xet storage (it never sends `X-Xet-Hash`, so downloads
-always use plain HTTP), so uploads to it must use the LFS batch API: call `prefer_lfs_uploads()` early
-in any program that may point `HF_ENDPOINT` at a local hub. Against the real Hub it changes nothing.
+Why it exists: huggingface_hub 2.x decides *on the client* to upload large files through Xet whenever
+`hf_xet` is installed and `HF_HUB_DISABLE_XET` is unset (`utils/_runtime.is_xet_available`). The local
+Hub serves the Xet upload protocol (`local_hub/xet`), so nothing needs to be set; this switch stays for
+users who want the LFS path explicitly (e.g. to compare the two, as `scripts/bench_hub.py` does).
+Against the real Hub it changes nothing.
 """
 
 from __future__ import annotations

@@ -47,11 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # A local Hub has no Xet storage: make huggingface_hub upload through LFS when HF_ENDPOINT points
-    # anywhere but the real Hub (a no-op against huggingface.co).
-    from local_hub.compat import prefer_lfs_uploads
-
-    prefer_lfs_uploads()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

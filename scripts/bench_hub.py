@@ -1,5 +1,6 @@
-"""Benchmark the local Hub with the real huggingface_hub client: LFS upload/download throughput and
-commit rate (sequential and 8 threads), against a fresh server in a temporary folder.
+"""Benchmark the local Hub with the real huggingface_hub client: upload/download throughput through Xet
+(hf_xet, the client's default) and through LFS side by side, and the commit rate (sequential and 8
+threads), against a fresh server in a temporary folder.
 
     python scripts/bench_hub.py --size_mb 100 --commits 50
 """
@@ -27,7 +28,7 @@ from rag_de.config import add_dataclass_arguments, load, overrides_from_args  # 
 
 @dataclass
 class BenchConfig:
-    size_mb: int = field(default=100, metadata={"help": "size of the LFS file to upload and download"})
+    size_mb: int = field(default=100, metadata={"help": "size of the file uploaded and downloaded (Xet and LFS)"})
     commits: int = field(default=50, metadata={"help": "sequential small commits to time"})
     threads: int = field(default=8, metadata={"help": "threads for the concurrent commit run"})
     commits_per_thread: int = field(default=10, metadata={"help": "commits per thread in the concurrent run"})
@@ -57,24 +58,29 @@ def main() -> None:
     os.environ.update(HF_HOME=str(tmp / "hf"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     proc, endpoint = _start(tmp / "hub")
     os.environ["HF_ENDPOINT"] = endpoint
-    from local_hub.compat import prefer_lfs_uploads
-
-    prefer_lfs_uploads(endpoint)
-    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+    os.environ.pop("HF_HUB_DISABLE_XET", None)
+    from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download
 
     try:
         api = HfApi(endpoint=endpoint, token=(tmp / "hub" / "token").read_text().strip())
         api.create_repo("org/bench")
-        big = tmp / "big.bin"
-        with open(big, "wb") as f:
-            for _ in range(cfg.size_mb):
-                f.write(os.urandom(1 << 20))
-        t = time.perf_counter()
-        api.upload_file(path_or_fileobj=big, path_in_repo="big.bin", repo_id="org/bench")
-        up = time.perf_counter() - t
-        t = time.perf_counter()
-        hf_hub_download("org/bench", "big.bin", token=api.token, cache_dir=tmp / "cache")
-        down = time.perf_counter() - t
+        rates = {}
+        for transfer in ("Xet", "LFS"):  # different random bytes each: no deduplication between the two
+            constants.HF_HUB_DISABLE_XET = transfer == "LFS"  # what HF_HUB_DISABLE_XET=1 sets at import
+            big = tmp / f"big-{transfer}.bin"
+            with open(big, "wb") as f:
+                for _ in range(cfg.size_mb):
+                    f.write(os.urandom(1 << 20))
+            t = time.perf_counter()
+            api.upload_file(path_or_fileobj=big, path_in_repo=big.name, repo_id="org/bench")
+            up = time.perf_counter() - t
+            t = time.perf_counter()
+            hf_hub_download("org/bench", big.name, token=api.token, cache_dir=tmp / "cache")
+            rates[transfer] = (cfg.size_mb / up, cfg.size_mb / (time.perf_counter() - t))
+        constants.HF_HUB_DISABLE_XET = False
+        xet_files = len(list((tmp / "hub" / "xet" / "files").glob("*.json")))
+        if xet_files != 1:  # the Xet row must really have gone through Xet (and only it)
+            raise SystemExit(f"bench_hub: error: {xet_files} files arrived through Xet, expected 1")
 
         t = time.perf_counter()
         for i in range(cfg.commits):
@@ -93,12 +99,14 @@ def main() -> None:
             th.join()
         par = time.perf_counter() - t
         n_par = cfg.threads * cfg.commits_per_thread
-        print(f"{'measure':<38}{'value':>12}")
-        print(f"{'LFS upload ' + str(cfg.size_mb) + ' MB (hash+PUT+commit)':<38}{cfg.size_mb / up:>9.1f} MB/s")
-        print(f"{'download ' + str(cfg.size_mb) + ' MB (hf_hub_download)':<38}{cfg.size_mb / down:>9.1f} MB/s")
-        print(f"{'sequential small commits':<38}{cfg.commits / seq:>7.1f} commits/s")
-        print(f"{f'{cfg.threads} threads x {cfg.commits_per_thread} commits':<38}{n_par / par:>7.1f} commits/s")
-        print(f"{'concurrent / sequential rate':<38}{(n_par / par) / (cfg.commits / seq):>11.2f}x")
+        print(f"{'measure':<46}{'value':>12}")
+        for transfer, (up_rate, down_rate) in rates.items():
+            how = "chunk+xorbs+shard+commit" if transfer == "Xet" else "hash+PUT+commit"
+            print(f"{f'{transfer} upload {cfg.size_mb} MB ({how})':<46}{up_rate:>9.1f} MB/s")
+            print(f"{f'{transfer} file download (hf_hub_download)':<46}{down_rate:>9.1f} MB/s")
+        print(f"{'sequential small commits':<46}{cfg.commits / seq:>7.1f} commits/s")
+        print(f"{f'{cfg.threads} threads x {cfg.commits_per_thread} commits':<46}{n_par / par:>7.1f} commits/s")
+        print(f"{'concurrent / sequential rate':<46}{(n_par / par) / (cfg.commits / seq):>11.2f}x")
         print(f"(fresh server on {endpoint}, data in a temp dir; {os.cpu_count()} CPUs)")
     finally:
         proc.terminate()

@@ -213,15 +213,14 @@ class XetStore:
         writers = []
         try:
             for f in shard.files:
-                w, sha = self.store.blob_writer(), hashlib.sha256()
+                w = self.store.blob_writer()
                 writers.append((f, w))
                 for t in f.terms:
                     for raw in self.iter_chunks(hash_to_hex(t.xorb), t.chunk_start, t.chunk_end):
                         w.write(raw)
-                        sha.update(raw)
                 # The metadata extension holds the sha256 as a Xet hash (its string form is the hex digest).
-                if sha.hexdigest() != hash_to_hex(f.sha256):
-                    raise ShardError(f"file {hash_to_hex(f.file_hash)}: content sha256 is {sha.hexdigest()}, "
+                if w.sha256() != hash_to_hex(f.sha256):
+                    raise ShardError(f"file {hash_to_hex(f.file_hash)}: content sha256 is {w.sha256()}, "
                                      f"the shard says {hash_to_hex(f.sha256)}")
             installed = [(f, w.finish(), w.size) for f, w in writers]
         except BaseException:
