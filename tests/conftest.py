@@ -37,6 +37,8 @@ os.environ.pop("HF_HUB_CACHE", None)
 os.environ.pop("HF_DATASETS_CACHE", None)
 os.environ.pop("HF_TOKEN", None)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# This process uploads through LFS (tests of the LFS routes rely on it); the Xet tests run the unchanged
+# clients in subprocesses with this variable removed (tests/test_local_hub_xet.py, test_local_hub.py).
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "0"
 os.environ["HF_DATASETS_OFFLINE"] = "0"
