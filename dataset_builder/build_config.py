@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from dataset_builder.chunking import DEFAULT_MAX_TOKENS
+from rag_de.base_model import EMBEDDED_MODEL_ID
 
 # The build the CPU training preset is sized for (the quickstart's, and `rag-de train` without --dataset).
 CPU_BUILD_CONFIG = Path(__file__).resolve().parent / "configs" / "cpu-quickstart.yaml"
@@ -14,7 +15,7 @@ CPU_BUILD_CONFIG = Path(__file__).resolve().parent / "configs" / "cpu-quickstart
 
 @dataclass
 class TransformersWriterConfig:
-    model: str = field(default="HuggingFaceTB/SmolLM2-135M-Instruct", metadata={
+    model: str = field(default=EMBEDDED_MODEL_ID, metadata={
         "help": "local folder or Hub id of a causal LM with a chat template (the embedded SmolLM2 by default)"})
     batch_size: int = field(default=8, metadata={"help": "prompts generated together (left padding)"})
     max_new_tokens: int = field(default=96, metadata={"help": "generation limit per answer"})

@@ -46,10 +46,7 @@ def register(commands, deploy) -> None:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    try:
-        from dataset_builder.build_config import BuildConfig
-    except ImportError:  # while the builder lands
-        return
+    from dataset_builder.build_config import BuildConfig
     from rag_de.config import add_dataclass_arguments
 
     add_dataclass_arguments(parser, BuildConfig, "BuildConfig fields (override --config)")

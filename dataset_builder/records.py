@@ -135,8 +135,3 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(record, dict):
                 raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             yield number, record
-
-
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """All of `iter_jsonl(path)` as a list."""
-    return list(iter_jsonl(path))

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Literal, Mapping
 
-DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+from rag_de.base_model import EMBEDDED_MODEL_ID
+
+DEFAULT_BASE_MODEL = EMBEDDED_MODEL_ID
 DEFAULT_DATASET = "org/spaces-rag-de"
 # Written as Space variables even at their defaults, so the Space page shows what it serves.
 ALWAYS_SET = ("base_model", "adapter", "dataset")

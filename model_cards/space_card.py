@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model_cards.safety import check_publishable
+from rag_de.base_model import EMBEDDED_MODEL_ID
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 HF_TOKEN_SECRET = {"name": "HF_TOKEN", "help": "Hub token; read access to private repos (demo), write access "
@@ -24,7 +25,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                  "short_description": "QLoRA fine-tuning of a citing, refusing German RAG adapter"},
 }
 TRAINING_VARIABLES = [
-    {"name": "RAG_DE_BASE_MODEL", "help": "base model (Hub id)", "default": "`HuggingFaceTB/SmolLM2-135M-Instruct`"},
+    {"name": "RAG_DE_BASE_MODEL", "help": "base model (Hub id)", "default": f"`{EMBEDDED_MODEL_ID}`"},
     {"name": "RAG_DE_DATASET", "help": "training dataset (Hub id)", "default": "`org/spaces-rag-de`"},
     {"name": "RAG_DE_HUB_MODEL_ID", "help": "model repo the adapter is pushed to", "default": "(required)"},
     {"name": "RAG_DE_TRAIN_CONFIG", "help": "training preset YAML shipped with the app", "default": "GPU preset"},

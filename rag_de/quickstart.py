@@ -28,9 +28,7 @@ from pathlib import Path
 from dataset_builder.build_config import CPU_BUILD_CONFIG
 from rag_de import config as cfg
 from rag_de.base_model import EMBEDDED_MODEL_ID, cache_root
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-CPU_PRESET = PACKAGE_ROOT / "training_space" / "configs" / "cpu-smollm2.yaml"
+from training_space.config import CPU_PRESET
 
 
 @dataclass

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag_de.base_model import EMBEDDED_MODEL_ID
 from training_space.config import CONFIG_DIR
 
 PRESETS = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
@@ -199,7 +200,7 @@ def build_app(jobs_root: Path = JOBS_DIR):
         with gr.Row():
             dataset = gr.Textbox(label="Datensatz (Hub-Repo)", value=os.environ.get("RAG_DE_DATASET", "org/spaces-rag-de"))
             base_model = gr.Textbox(label="Basismodell", value=os.environ.get(
-                "RAG_DE_BASE_MODEL", "HuggingFaceTB/SmolLM2-135M-Instruct"))
+                "RAG_DE_BASE_MODEL", EMBEDDED_MODEL_ID))
             preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=default_preset)
             hub_model_id = gr.Textbox(label="Adapter-Repo (Push-Ziel)", value=os.environ.get("RAG_DE_HUB_MODEL_ID", ""))
         with gr.Accordion("Hyperparameter (leer = Preset)", open=False):
