@@ -88,6 +88,19 @@ def test_create_pr_is_readable_at_refs_pr_then_merged(api, tmp_path):
     assert err.value.response.status_code == 403
 
 
+def test_dataset_push_to_hub_create_pr_then_load_at_the_pr(local_hub, tmp_path):
+    import datasets
+
+    repo = _name("ds-pr")
+    datasets.Dataset.from_dict({"frage": ["Wie viele ECTS?"]}).push_to_hub(repo)
+    datasets.Dataset.from_dict({"frage": ["Wie viele ECTS?", "Wer prüft?"]}).push_to_hub(repo, create_pr=True)
+    [pr] = list(HfApi().get_repo_discussions(repo, repo_type="dataset"))
+    assert pr.is_pull_request and pr.git_reference == "refs/pr/1"
+    at_pr = datasets.load_dataset(repo, revision="refs/pr/1", cache_dir=str(tmp_path / "pr"))
+    at_main = datasets.load_dataset(repo, cache_dir=str(tmp_path / "main"))
+    assert at_pr["train"]["frage"] == ["Wie viele ECTS?", "Wer prüft?"] and at_main["train"].num_rows == 1
+
+
 def test_pr_permissions_conflicts_close_reopen_and_discussions(local_hub, api, stranger):
     repo = _name("pr-rights")
     api.create_repo(repo)

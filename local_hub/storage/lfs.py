@@ -12,6 +12,7 @@ import time
 
 from local_hub.storage.records import BadRequest, Repo
 
+
 class LfsStore:
     """The LFS-object part of `Storage` (needs `db()`, `tx()`, `has_blob`, `blob_path`, `refs`, `manifest`)."""
 
