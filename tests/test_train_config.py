@@ -148,3 +148,35 @@ def test_export_autotrain_cli_and_local_dataset_error(tmp_path, capsys):
 def test_presets_are_valid_yaml_with_only_known_keys():
     for preset in (CPU_PRESET, GPU_PRESET):
         cfg.from_dict(TrainConfig, cfg.read_yaml(preset), where=str(preset))
+
+
+def test_quantization_fallback_leaves_the_config_alone(monkeypatch):
+    from training_space import train as train_mod
+
+    monkeypatch.setattr(train_mod, "bnb_4bit_works", lambda device: False)
+    conf = load_config(None)
+    quant, note = train_mod.quantization_settings(conf, "cpu")
+    assert quant.kind == "none" and "nf4 -> none" in note
+    assert conf.quantization.kind == "nf4"          # no hidden side effect on the config it was given
+    conf.quantization.cpu_fallback = False
+    with pytest.raises(ConfigError, match="bitsandbytes 4-bit does not run on cpu"):
+        train_mod.quantization_settings(conf, "cpu")
+    optim, note = train_mod.optimizer_for(conf, "cpu")
+    assert optim == "adamw_torch" and "paged_adamw_32bit -> adamw_torch" in note
+    assert conf.training.optim == "paged_adamw_32bit"
+    assert train_mod.optimizer_for(conf, "cuda") == ("paged_adamw_32bit", None)
+
+
+def test_a_wrong_config_fails_before_torch_is_imported(tmp_path):
+    """`rag-de train` with a contradictory config exits 2 without ever importing torch (seconds, not a load)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from rag_de.cli import main\n"
+            "rc = main(['train', '--data.max_length', '4', '--output-dir', sys.argv[1]])\n"
+            "print('torch' in sys.modules, rc)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split() == ["False", "2"], result.stderr
+    assert "data.max_length=4 is too short" in result.stderr

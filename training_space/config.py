@@ -57,7 +57,7 @@ class DataConfig:
 
 
 @dataclass
-class LoraSection:
+class LoraConfig:
     r: int = field(default=12, metadata={"help": "LoRA rank"})
     alpha: int = field(default=10, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA input"})
@@ -68,7 +68,7 @@ class LoraSection:
 
 
 @dataclass
-class QuantizationSection:
+class QuantizationConfig:
     kind: Literal["nf4", "fp4", "none"] = field(default="nf4", metadata={
         "help": "bitsandbytes 4-bit type of the frozen base weights; 'none' = plain LoRA (no QLoRA)"})
     double_quant: bool = field(default=True, metadata={"help": "quantize the quantization constants too"})
@@ -82,7 +82,7 @@ class QuantizationSection:
 
 
 @dataclass
-class TrainingSection:
+class TrainingConfig:
     output_dir: str = field(default="runs/train", metadata={"help": "the run folder"})
     seed: int = field(default=42, metadata={"help": "seed for LoRA init, dropout and data order"})
     learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
@@ -99,7 +99,8 @@ class TrainingSection:
     per_device_eval_batch_size: int = field(default=4, metadata={"help": "rows per device for eval"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-steps per optimizer step"})
     gradient_checkpointing: bool = field(default=True, metadata={
-        "help": "recompute activations in backward (less memory, ~25% more time)"})
+        "help": "recompute activations in backward (less memory, ~25% more time); passed to transformers as "
+                "activation_checkpointing"})
     bf16: Optional[bool] = field(default=None, metadata={
         "help": "bf16 autocast; null = on where the device supports it fast (CUDA with bf16)"})
     fp16: bool = field(default=False, metadata={"help": "fp16 autocast (GPUs without bf16)"})
@@ -118,7 +119,7 @@ class TrainingSection:
 
 
 @dataclass
-class HubSection:
+class HubConfig:
     model_id: Optional[str] = field(default=None, metadata={
         "help": "push the adapter, tokenizer, config, trainer state, summary and card here (org/NAME)"})
     private: bool = field(default=False, metadata={"help": "create the model repo as private"})
@@ -127,7 +128,7 @@ class HubSection:
 
 
 @dataclass
-class TrackingSection:
+class TrackingConfig:
     report_to: list[str] = field(default_factory=lambda: ["none"], metadata={
         "help": "none, tensorboard, trackio, wandb (comma-separated for several)"})
     run_name: Optional[str] = field(default=None, metadata={"help": "run name in the tracker"})
@@ -140,11 +141,11 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    lora: LoraSection = field(default_factory=LoraSection)
-    quantization: QuantizationSection = field(default_factory=QuantizationSection)
-    training: TrainingSection = field(default_factory=TrainingSection)
-    hub: HubSection = field(default_factory=HubSection)
-    tracking: TrackingSection = field(default_factory=TrackingSection)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 def cuda_supports_bf16() -> bool:
@@ -184,10 +185,9 @@ def distributed_backend() -> str:
 def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
     """Reject contradictory settings with a ConfigError that says which keys and how to fix them.
 
-    Runs before the tokenizer or model is loaded, so a wrong config costs seconds, not a model load.
+    Runs before the tokenizer or model is loaded, so a wrong config costs seconds, not a model load; the
+    checks that need no device come first, so they fail before torch is even imported.
     """
-    device = device or target_device(conf)
-    on_cuda = device.startswith("cuda")
     t, d, q = conf.training, conf.data, conf.quantization
     if d.packing and d.collator:
         raise ConfigError(
@@ -198,21 +198,6 @@ def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
                           "flash_attention_2, which honour the per-example position ids of packed rows.")
     if t.bf16 and t.fp16:
         raise ConfigError("training.bf16 and training.fp16 are both true; choose one.")
-    if t.bf16 and not on_cuda and not cpu_supports_bf16():
-        raise ConfigError(
-            f"training.bf16=true on device {device!r}, which has no native bf16 (no AVX512-BF16/AMX): it would "
-            "be emulated and >6x slower. Set training.bf16=false (or null for auto) and model.dtype=float32.")
-    if t.bf16 and on_cuda and not cuda_supports_bf16():
-        raise ConfigError("training.bf16=true but this GPU has no bf16; set training.fp16=true instead.")
-    if t.fp16 and not on_cuda:
-        raise ConfigError(f"training.fp16=true needs a CUDA GPU (device is {device!r}); set it to false.")
-    if t.use_liger_kernel and not on_cuda:
-        raise ConfigError("training.use_liger_kernel=true needs a CUDA GPU (Triton kernels); set it to false.")
-    if conf.model.attn_implementation == "flex_attention" and not on_cuda:
-        raise ConfigError(
-            f"model.attn_implementation=flex_attention on device {device!r}: torch's FlexAttention has no "
-            "backward pass on CPU, so training would fail at the first step. Set model.attn_implementation=sdpa "
-            "(packed rows keep their per-example attention with sdpa too).")
     if t.load_best_model_at_end and conf.data.eval_split and t.save_steps % t.eval_steps:
         raise ConfigError(
             f"training.save_steps={t.save_steps} must be a multiple of training.eval_steps={t.eval_steps} when "
@@ -237,4 +222,23 @@ def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
     if bad:
         raise ConfigError(f"tracking.report_to: unknown tracker(s) {sorted(bad)}; use none, tensorboard, "
                           "trackio or wandb")
+
+    # Checks that depend on the device (torch is imported to find it when training.device is unset).
+    device = device or target_device(conf)
+    on_cuda = device.startswith("cuda")
+    if t.bf16 and not on_cuda and not cpu_supports_bf16():
+        raise ConfigError(
+            f"training.bf16=true on device {device!r}, which has no native bf16 (no AVX512-BF16/AMX): it would "
+            "be emulated and >6x slower. Set training.bf16=false (or null for auto) and model.dtype=float32.")
+    if t.bf16 and on_cuda and not cuda_supports_bf16():
+        raise ConfigError("training.bf16=true but this GPU has no bf16; set training.fp16=true instead.")
+    if t.fp16 and not on_cuda:
+        raise ConfigError(f"training.fp16=true needs a CUDA GPU (device is {device!r}); set it to false.")
+    if t.use_liger_kernel and not on_cuda:
+        raise ConfigError("training.use_liger_kernel=true needs a CUDA GPU (Triton kernels); set it to false.")
+    if conf.model.attn_implementation == "flex_attention" and not on_cuda:
+        raise ConfigError(
+            f"model.attn_implementation=flex_attention on device {device!r}: torch's FlexAttention has no "
+            "backward pass on CPU, so training would fail at the first step. Set model.attn_implementation=sdpa "
+            "(packed rows keep their per-example attention with sdpa too).")
     return conf

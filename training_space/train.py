@@ -14,15 +14,14 @@ import json
 import os
 import platform
 import resource
-import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from rag_de import config as cfg
-from rag_de.atomic import write_json, write_text
+from rag_de.atomic import atomic_dir, write_json, write_text
 from rag_de.base_model import hub_id
 from rag_de.config import ConfigError
 from rag_de.modeling import QuantizationSettings
@@ -60,16 +59,31 @@ def bnb_4bit_works(device: str) -> bool:
         return False
 
 
-def quantization_settings(conf: TrainConfig, device: str) -> QuantizationSettings:
+def quantization_settings(conf: TrainConfig, device: str) -> tuple[QuantizationSettings, str | None]:
+    """The 4-bit settings this machine runs, and why they differ from the config (None: as configured).
+
+    `conf` is not changed: a fallback is printed and recorded in train_summary.json (`fallbacks`).
+    """
     q = conf.quantization
     if q.kind != "none" and not bnb_4bit_works(device):
         if not q.cpu_fallback:
             raise ConfigError(f"quantization.kind={q.kind} but bitsandbytes 4-bit does not run on {device}; "
                               "install bitsandbytes>=0.48 or set quantization.kind=none")
-        log(f"FALLBACK: training non-quantized LoRA (quantization: none) instead of {q.kind} QLoRA")
-        conf.quantization = replace(q, kind="none")
-        return QuantizationSettings(kind="none")
-    return QuantizationSettings(kind=q.kind, double_quant=q.double_quant, compute_dtype=q.compute_dtype)
+        note = (f"quantization.kind={q.kind} -> none: bitsandbytes 4-bit does not run on {device}, so this run "
+                "trains non-quantized LoRA (quantization.cpu_fallback=true)")
+        log(f"FALLBACK: {note}")
+        return QuantizationSettings(kind="none"), note
+    return QuantizationSettings(kind=q.kind, double_quant=q.double_quant, compute_dtype=q.compute_dtype), None
+
+
+def optimizer_for(conf: TrainConfig, device: str) -> tuple[str, str | None]:
+    """The optimizer this device runs, and why it differs from training.optim (None: as configured)."""
+    optim = conf.training.optim
+    if optim.startswith("paged_") and not device.startswith("cuda"):
+        note = f"training.optim={optim} -> adamw_torch: paged optimizers page their state through CUDA ({device})"
+        log(f"FALLBACK: {note}")
+        return "adamw_torch", note
+    return optim, None
 
 
 def process_device(device: str) -> str:
@@ -94,17 +108,17 @@ def check_trackers(report_to: list[str]) -> list[str]:
     return wanted or ["none"]
 
 
-def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool):
-    """TrainConfig -> TRL SFTConfig: the one place where our keys meet transformers/TRL's."""
+def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, optim: str | None = None):
+    """TrainConfig -> TRL SFTConfig: the one place where our keys meet transformers/TRL's.
+
+    `optim` is the optimizer `optimizer_for` chose for this device (default: training.optim).
+    """
     from trl import SFTConfig
 
     t, d = conf.training, conf.data
     on_cuda = device.startswith("cuda")
     bf16 = t.bf16 if t.bf16 is not None else (on_cuda and _cuda_bf16())
-    optim = t.optim
-    if optim.startswith("paged_") and not on_cuda:
-        optim = "adamw_torch"
-        log(f"training.optim={t.optim} pages optimizer state through CUDA; using {optim} on {device}")
+    optim = optim or t.optim
     return SFTConfig(
         output_dir=t.output_dir,
         seed=t.seed,
@@ -120,14 +134,17 @@ def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool):
         per_device_train_batch_size=t.per_device_train_batch_size,
         per_device_eval_batch_size=t.per_device_eval_batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
-        gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        # transformers' current names (gradient_checkpointing* are deprecated aliases); the YAML key stays
+        # training.gradient_checkpointing, the name users know.
+        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         bf16=bool(bf16),
         fp16=t.fp16,
         use_liger_kernel=t.use_liger_kernel,
         use_cpu=not on_cuda,
         logging_steps=t.logging_steps,
         logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",   # state.num_input_tokens_seen -> train_tokens
         eval_strategy="steps" if has_eval else "no",
         eval_steps=t.eval_steps,
         save_strategy="steps",
@@ -216,12 +233,13 @@ class Run:
     dataset: str
     dataset_revision: str | None
     resume_from: str | None
+    fallbacks: dict[str, str]   # what this machine runs differently from the config, and why
 
 
 def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
     """Checks, tokenizer, data, base model, LoRA and the SFTTrainer; nothing trained yet."""
+    validate(conf)   # the config-only checks run first: a wrong config fails before torch is imported
     device = target_device(conf)
-    validate(conf, device)
     if conf.model.dtype in ("bfloat16", "bf16") and not device.startswith("cuda"):
         from training_space.config import cpu_supports_bf16
 
@@ -237,8 +255,10 @@ def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
     train_rows, eval_rows, dataset_revision, dataset_name = data_mod.prepare(conf.data, tokenizer, conf.model.name)
     eos_token = data_mod.end_of_turn_token(tokenizer)
     collator = custom_collator(conf.data.collator, tokenizer)
-    quant = quantization_settings(conf, device)
-    args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None)
+    quant, quant_note = quantization_settings(conf, device)
+    optim, optim_note = optimizer_for(conf, device)
+    fallbacks = {k: v for k, v in (("quantization", quant_note), ("optim", optim_note)) if v}
+    args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None, optim=optim)
     resume_from = last_checkpoint(conf) if resume else None
     if resume and resume_from is None:
         log(f"--resume: no checkpoint in {conf.training.output_dir} or on the Hub; starting from step 0")
@@ -274,16 +294,39 @@ def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
         for param in trainer.model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
-    return Run(trainer, conf, device, quant.kind, base_id, dataset_name, dataset_revision, resume_from)
+    return Run(trainer, conf, device, quant.kind, base_id, dataset_name, dataset_revision, resume_from, fallbacks)
+
+
+def token_counter(trainer):
+    """A callback holding the input tokens (non-padding) this `train()` call trained on.
+
+    Read from the Trainer's public `state.num_input_tokens_seen` (include_num_input_tokens_seen), which a
+    resumed run restores from its checkpoint: the count starts at the value `train()` begins with.
+    """
+    from transformers import TrainerCallback
+
+    class TokenCounter(TrainerCallback):
+        start = tokens = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start, self.tokens = state.num_input_tokens_seen, 0
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.tokens = state.num_input_tokens_seen - self.start
+
+    counter = TokenCounter()
+    trainer.add_callback(counter)
+    return counter
 
 
 def train(conf: TrainConfig, resume: bool = False) -> Path:
     """Train, write the run folder, push; returns the run folder."""
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run = build_trainer(conf, resume)   # every config and input check, before torch is imported
     import torch
 
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run = build_trainer(conf, resume)
     trainer, device, run_dir = run.trainer, run.device, Path(conf.training.output_dir)
+    tokens = token_counter(trainer)
     if trainer.is_world_process_zero():
         trainer.model.print_trainable_parameters()
 
@@ -303,9 +346,10 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
             "hub_model_id": conf.hub.model_id,
             "hardware": hardware(device),
             "quantization": run.quantization,
+            "fallbacks": run.fallbacks,
             "train_runtime_s": round(runtime, 1),
-            "train_tokens": int(trainer._total_train_tokens),
-            "tokens_per_s": round(trainer._total_train_tokens / max(runtime, 1e-9), 1),
+            "train_tokens": int(tokens.tokens),
+            "tokens_per_s": round(tokens.tokens / max(runtime, 1e-9), 1),
             "peak_memory_gb": round(peak_memory_gb(device), 2),
             "global_step": trainer.state.global_step,
             "epochs": round(trainer.state.epoch or 0.0, 3),
@@ -351,13 +395,9 @@ def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict) -
     """adapter/ (+ tokenizer), trainer_state.json, train_config.yaml, train_summary.json, README.md."""
     import yaml
 
-    adapter = run_dir / ADAPTER_DIR
-    tmp = run_dir / f".{ADAPTER_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    trainer.processing_class.save_pretrained(tmp)
-    shutil.rmtree(adapter, ignore_errors=True)
-    os.replace(tmp, adapter)
+    with atomic_dir(run_dir / ADAPTER_DIR) as tmp:
+        trainer.model.save_pretrained(tmp)
+        trainer.processing_class.save_pretrained(tmp)
     write_text(run_dir / "trainer_state.json", json.dumps(
         {"global_step": trainer.state.global_step, "best_model_checkpoint": _relative(trainer.state.best_model_checkpoint),
          "best_metric": trainer.state.best_metric, "log_history": trainer.state.log_history}, indent=2) + "\n")
