@@ -8,25 +8,13 @@ itself starts lazily, once per session, the first time a test asks for `local_hu
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-XQUAD_DE = SHARED_DATA / "xquad-de" / "xquad.de.part-a.json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers import XQUAD_DE, free_port, start_hub
 
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="rag-de-tests-"))
@@ -54,28 +42,6 @@ class HubServer:
     token: str          # write token of the default user `admin`, member of org `org`
     process: subprocess.Popen
     port: int
-
-
-def start_hub(data_dir: Path, port: int, timeout: float = 60.0) -> subprocess.Popen:
-    """Start `rag-de hub serve` as a subprocess and wait until it answers."""
-    import urllib.request
-
-    log = open(data_dir.parent / f"hub-{port}.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rag_de", "hub", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-    )
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"local hub exited with {proc.returncode}; see {log.name}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"local hub did not answer within {timeout}s; see {log.name}")
 
 
 @pytest.fixture(scope="session")

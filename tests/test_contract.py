@@ -78,7 +78,7 @@ def mini_build(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def xquad_build(tmp_path_factory):
-    from conftest import XQUAD_DE
+    from helpers import XQUAD_DE
 
     if not XQUAD_DE.exists():
         pytest.fail(f"{XQUAD_DE} is missing: tests expect ../shared/data/xquad-de beside the checkout")

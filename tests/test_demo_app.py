@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_demo_support import free_port, publish_tiny_stack, tiny_settings
+from helpers import free_port, publish_tiny_stack, tiny_settings
 
 QUESTION = "Wer ist für das Modul Lineare Algebra verantwortlich?"
 
@@ -106,7 +106,7 @@ def test_rag_de_demo_command_serves_the_app(running_app, local_hub, tmp_path):
 
     from gradio_client import Client
 
-    from test_demo_support import REPO_ROOT
+    from helpers import REPO_ROOT
 
     ids = running_app[2]
     port = free_port()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_demo_support import free_port, publish_tiny_stack, tiny_settings
+from helpers import free_port, publish_tiny_stack, tiny_settings
 
 pytestmark = pytest.mark.browser
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from test_demo_support import build_tiny_model, build_tokenizer, catalog_chunks
+from helpers import build_catalog_tokenizer, build_tiny_model, catalog_chunks
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    tokenizer = build_tokenizer()
+    tokenizer = build_catalog_tokenizer()
     return build_tiny_model(tokenizer), tokenizer
 
 

@@ -16,8 +16,7 @@ import torch
 
 from dataset_builder.contract import SYSTEM_PROMPT, contexts_from_column, render_prompt_text, render_user_turn
 from rag_de.cli import main
-from test_demo_support import save_tiny_base
-from test_train_utils import rows
+from helpers import rows, save_tiny_base
 
 NEW_TOKENS = 12
 

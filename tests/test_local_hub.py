@@ -25,7 +25,7 @@ from huggingface_hub.errors import (
     EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError,
 )
 
-from conftest import REPO_ROOT, free_port, start_hub
+from helpers import REPO_ROOT, free_port, start_hub
 from local_hub.admin import create_token
 
 

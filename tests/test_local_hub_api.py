@@ -21,7 +21,7 @@ from huggingface_hub.errors import (
     EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
 )
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from local_hub.admin import create_token
 
 HF_CLI = Path(sys.executable).parent / "hf"

@@ -22,7 +22,7 @@ import httpx
 import lz4.frame
 import pytest
 
-from conftest import REPO_ROOT, free_port, start_hub
+from helpers import REPO_ROOT, free_port, start_hub
 from local_hub.xet.hashing import chunk_hash, hash_to_hex, hex_to_hash, xorb_hash
 from local_hub.xet.xorb import XorbError, decompress, index_xorb, verify_xorb
 

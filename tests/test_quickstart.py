@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, free_port, start_hub
+from helpers import REPO_ROOT, free_port, start_hub
 
 pytestmark = pytest.mark.slow
 

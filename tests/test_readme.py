@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from rag_de.cli import build_parser
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

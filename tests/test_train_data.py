@@ -4,7 +4,7 @@ fails before the model loads."""
 from __future__ import annotations
 
 import pytest
-from test_train_utils import build_model_dir, conf_for, write_dataset
+from helpers import build_model_dir, conf_for, write_dataset
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
 from rag_de.config import ConfigError

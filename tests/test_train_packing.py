@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train_utils import build_model_dir, tiny_config, write_dataset
+from helpers import build_model_dir, tiny_config, write_dataset
 
 from rag_de import config as cfg
 from rag_de.config import ConfigError

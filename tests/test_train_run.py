@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT
-from test_train_utils import build_model_dir, conf_for, tiny_config, write_dataset
+from helpers import REPO_ROOT, build_model_dir, conf_for, free_port, tiny_config, write_dataset
 
 from rag_de import config as cfg
 from training_space import train as train_mod
@@ -47,11 +46,15 @@ def test_run_folder_layout(tiny, tmp_path):
     summary = json.loads((run_dir / "train_summary.json").read_text())
     expected_keys = {"base_model", "dataset", "dataset_revision", "hub_model_id", "hardware", "quantization",
                      "train_runtime_s", "train_tokens", "tokens_per_s", "peak_memory_gb", "global_step", "epochs",
-                     "train_loss", "eval_loss", "started_at", "finished_at"}
+                     "train_loss", "eval_loss", "started_at", "finished_at", "fallbacks"}
     assert set(summary) == expected_keys
     assert summary["global_step"] == 4 and summary["quantization"] == "none"
+    # What the CPU ran differently from the config is recorded (the config itself is not changed).
+    assert list(summary["fallbacks"]) == ["optim"] and "adamw_torch" in summary["fallbacks"]["optim"]
     assert summary["train_tokens"] > 0 and summary["eval_loss"] is not None
     state = json.loads((run_dir / "trainer_state.json").read_text())
+    # train_tokens comes from the Trainer's public token count, logged at every step
+    assert summary["train_tokens"] == [r for r in state["log_history"] if "loss" in r][-1]["num_input_tokens_seen"]
     assert [row["step"] for row in state["log_history"] if "loss" in row] == [1, 2, 3, 4]
     saved = yaml.safe_load((run_dir / "train_config.yaml").read_text())
     cfg.from_dict(TrainConfig, saved)   # the saved config loads back as a TrainConfig
@@ -85,6 +88,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tiny, tmp_path, monkeypatch
     resumed = train_mod.train(conf_for(model_dir, data_dir, tmp_path / "resumed"), resume=True)
     a, b = (json.loads((d / "train_summary.json").read_text()) for d in (straight, resumed))
     assert a["global_step"] == b["global_step"] == 4
+    assert 0 < b["train_tokens"] < a["train_tokens"]   # the resumed call counts only the tokens it trained on
     wa, wb = adapter_weights(straight / "adapter"), adapter_weights(resumed / "adapter")
     assert wa.keys() == wb.keys()
     for key in wa:
@@ -153,7 +157,7 @@ def test_accelerate_launch_two_cpu_processes(tiny, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch",
            "--config_file", str(REPO_ROOT / "training_space/accelerate_configs/cpu_2proc.yaml"),
-           "--main_process_port", str(_free_port()), "-m", "rag_de", "train", "--config", str(config)]
+           "--main_process_port", str(free_port()), "-m", "rag_de", "train", "--config", str(config)]
     result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=580)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout + result.stderr
@@ -164,14 +168,6 @@ def test_accelerate_launch_two_cpu_processes(tiny, tmp_path):
     assert summary["global_step"] == 3
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), tmp_path / "run" / "adapter")
     assert any("lora_A" in n for n, _ in model.named_parameters())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 import yaml
-from test_train_utils import build_model_dir, tiny_config, write_dataset
+from helpers import build_model_dir, tiny_config, write_dataset
 
 from training_space import app as app_mod
 
