@@ -6,7 +6,6 @@ means readers see either the old dataset or the new one, never half an upload.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from dataset_builder.schema import SPLITS
@@ -49,7 +48,8 @@ def run_publish_cli(args) -> int:
     try:
         url = publish(args.data, args.repo, private=args.private, revision=args.revision, message=args.message)
     except (FileNotFoundError, PermissionError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        from rag_de.errors import report
+
+        return report("publish", exc)
     print(f"[publish] {args.repo}: {url}")
     return 0

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from rag_de.errors import UserError
+
 SAMPLES_PER_REASON = 20   # records listed per skip reason in stats.json (all are counted)
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input cannot be used; the message names the file, the record and the fix."""
 
 

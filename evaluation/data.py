@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from rag_de.data_files import check_columns as require_columns
+from rag_de.errors import UserError
 from rag_de.data_files import require_split_files
 
 REQUIRED_COLUMNS = ("id", "question", "contexts", "answer", "gold_chunk_id", "answerable", "gold_span")
 
 
-class EvalInputError(ValueError):
+class EvalInputError(UserError):
     """Bad evaluation input (dataset, adapter, base model); raised before any generation starts."""
 
 

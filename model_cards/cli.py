@@ -13,15 +13,12 @@ from pathlib import Path
 
 def _evaluate(args: argparse.Namespace) -> int:
     from evaluation.config import EvalConfig
-    from evaluation.runner import EvalInputError, evaluate
-    from rag_de.config import ConfigError, load, overrides_from_args
+    from evaluation.runner import evaluate
+    from rag_de.config import load, overrides_from_args
 
-    try:
-        config = load(EvalConfig, args.config, overrides_from_args(args))
-        results = evaluate(config)
-    except (ConfigError, EvalInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # ConfigError / EvalInputError are UserErrors: rag_de.cli.main prints them in the one error format.
+    config = load(EvalConfig, args.config, overrides_from_args(args))
+    results = evaluate(config)
     print(f"[evaluate] wrote {Path(config.out) / 'results.json'}")
     for name, row in results["metrics"].items():
         print(f"  {name:<22} base {_fmt(row['base'])}  adapter {_fmt(row['adapter'])}  delta {_fmt(row['delta'])}")
@@ -54,8 +51,10 @@ def _card_dataset(args: argparse.Namespace) -> int:
 
     stats_path = Path(args.data) / "stats.json"
     if not stats_path.exists():
-        print(f"error: {stats_path} not found; pass the folder written by `rag-de build`", file=sys.stderr)
-        return 2
+        from rag_de.errors import UserError
+
+        raise UserError(f"stats.json not found, in {args.data} ({stats_path}); pass the folder written by "
+                        "`rag-de build`")
     from model_cards.dataset_card import render_dataset_card
     from model_cards.publish import push_card, write_card
 

@@ -11,6 +11,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from rag_de.errors import UserError
+
 # Hugging Face user/org access tokens, and generic bearer-style secrets assigned in text.
 TOKEN_PATTERNS = (
     re.compile(r"\bhf_[A-Za-z0-9]{20,}\b"),
@@ -22,7 +24,7 @@ GENERIC_LOCAL_PATH = re.compile(r"(?:(?<![\w.:/])/(?:home|Users|root|tmp|var/fol
                                 r"|(?:\b[A-Za-z]:\\Users\\)")
 
 
-class UnsafeCardError(ValueError):
+class UnsafeCardError(UserError):
     """A rendered card would publish a secret or a local path."""
 
 

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from rag_de import __version__
+from rag_de.errors import UserError, report
 
 # Order = order in `rag-de --help`, which follows the data flow.
 COMMAND_MODULES = (
@@ -43,7 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     from rag_de import quickstart
 
     quickstart.register(commands)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub)command parser its name (`args.command_name`, e.g. "card dataset") for `report`.
+
+    argparse has no public list of a parser's subcommands; `_SubParsersAction.choices` is the stable way
+    tools such as argcomplete walk them. The deepest parser's default wins, so the name is the full path.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(command_name=sub.prog.removeprefix("rag-de ").strip())
+                _name_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UserError as exc:   # bad input, found while the command ran: the one error format, no traceback
+        return report(getattr(args, "command_name", args.command), exc)
     return int(result or 0)
 
 

@@ -52,3 +52,20 @@ def test_train_help_documents_every_config_field(capsys):
             help_text = "".join(leaf.metadata["help"].split())
             assert help_text in squeezed, f"{flag}: help text missing"
     assert "(default:'paged_adamw_32bit')" in squeezed and "(default:0.0002)" in squeezed
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["train", "--training.max_steps", "many"], "train"),
+    (["export-autotrain", "--out", "{tmp}/a.yaml", "--lora.r", "1.5"], "export-autotrain"),
+    (["evaluate", "--batch_size", "two"], "evaluate"),
+    (["card", "dataset", "--data", "{tmp}", "--repo", "org/x"], "card dataset"),
+    (["deploy", "demo", "--space", "org/d", "--top_k", "x"], "deploy demo"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_every_subcommand_reports_bad_input_in_one_format(argv, command, tmp_path, capsys):
+    """`rag-de <command>: error: <what>, <where>, <fix>` (argparse's own shape), exit status 2, no traceback."""
+    from rag_de.cli import main
+
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rag-de {command}: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err

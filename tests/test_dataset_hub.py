@@ -92,8 +92,9 @@ def test_republish_is_one_commit_and_removes_stale_splits(local_hub, tmp_path):
 def test_publish_without_token_is_a_clear_error(local_hub, tmp_path, monkeypatch, capsys):
     build(BuildInputs(corpora=[(str(FIXTURE / "catalog"), str(FIXTURE / "qa.jsonl"))]), tmp_path / "d", progress=False)
     monkeypatch.delenv("HF_TOKEN")
-    assert rag_de(["publish", "--data", str(tmp_path / "d"), "--repo", "org/never"]) == 1
-    assert "no Hugging Face token" in capsys.readouterr().err
+    assert rag_de(["publish", "--data", str(tmp_path / "d"), "--repo", "org/never"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rag-de publish: error: ") and "no Hugging Face token" in err
 
 
 def test_squad_input_from_a_hub_dataset_id(local_hub, tmp_path):

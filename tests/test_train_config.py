@@ -112,7 +112,7 @@ def test_cli_returns_2_with_the_config_error(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("data:\n  packing: true\n  collator: mod:Cls\n")
     assert main(["train", "--config", str(path)]) == 2
-    assert "config error: data.packing=true with a custom data.collator" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("rag-de train: error: data.packing=true with a custom data.collator")
 
 
 def test_export_autotrain_maps_the_recipe(tmp_path):

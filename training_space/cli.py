@@ -6,32 +6,31 @@ Only argparse and light project modules load here; torch/transformers/trl load i
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rag_de import config as cfg
+from rag_de.base_model import EMBEDDED_MODEL_ID
+from training_space.config import CPU_PRESET, GPU_PRESET
 
-TRAIN_DESCRIPTION = """\
+REPO_ROOT = CPU_PRESET.parents[2]
+CPU_PRESET_PATH = CPU_PRESET.relative_to(REPO_ROOT)
+GPU_PRESET_PATH = GPU_PRESET.relative_to(REPO_ROOT)
+TRAIN_DESCRIPTION = f"""\
 Fine-tune a causal LM with (Q)LoRA on the RAG dataset (TRL SFTTrainer, prompt-completion rows, loss on the
 answer tokens + EOS only) and write the run folder: adapter/, checkpoint-*/, trainer_state.json,
 train_config.yaml, train_summary.json, README.md (model card). Without --config it trains the embedded
-SmolLM2-135M-Instruct on CPU with the preset training_space/configs/cpu-smollm2.yaml on the sample dataset.
+{EMBEDDED_MODEL_ID} on CPU with the preset {CPU_PRESET_PATH} on the sample dataset.
 
 Layers: defaults (the reference recipe) <- --config YAML <- --section.key flags.
 Distributed: accelerate launch --config_file training_space/accelerate_configs/multi_gpu_ddp.yaml \\
-             -m rag_de train --config training_space/configs/gpu-mistral7b-24gb.yaml ...
+             -m rag_de train --config {GPU_PRESET_PATH} ...
 """
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rag_de.config import ConfigError
     from training_space.train import load_config, train
 
-    try:
-        conf = load_config(args.config, _train_overrides(args))
-        train(conf, resume=args.resume)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    # A ConfigError (a UserError) reaches rag_de.cli.main, which prints it in the one error format.
+    train(load_config(args.config, _train_overrides(args)), resume=args.resume)
     return 0
 
 
@@ -47,17 +46,11 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _export_autotrain(args: argparse.Namespace) -> int:
-    from rag_de.config import ConfigError
     from training_space.autotrain import export_autotrain
     from training_space.train import load_config
 
-    try:
-        conf = load_config(args.config, _train_overrides(args))
-        path = export_autotrain(conf, args.out, project_name=args.project_name,
-                                source=args.config or "the CPU preset")
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, _train_overrides(args))
+    path = export_autotrain(config, args.out, project_name=args.project_name, source=args.config or "the CPU preset")
     print(f"wrote {path}; run it with: autotrain --config {path}")
     return 0
 
@@ -78,7 +71,7 @@ def register(commands, deploy) -> None:
     train = commands.add_parser(
         "train", help="QLoRA/LoRA fine-tuning (TRL SFTTrainer) -> run folder + adapter on the Hub",
         description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--config", help="TrainConfig YAML (default: the CPU preset cpu-smollm2.yaml)")
+    train.add_argument("--config", help=f"TrainConfig YAML (default: the CPU preset {CPU_PRESET_PATH})")
     train.add_argument("--dataset", help="shortcut for --data.dataset: Hub id or local parquet folder")
     train.add_argument("--hub-model-id", help="shortcut for --hub.model_id: push the adapter + card here")
     train.add_argument("--output-dir", help="shortcut for --training.output_dir: the run folder")
