@@ -63,7 +63,8 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the local Hub's, when the configured one is taken; tests use it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -123,7 +124,7 @@ class Pipeline:
         pid_file = self.hub_dir / "quickstart-server.json"
         endpoint = self._adopt_running_hub(pid_file)
         if endpoint is None:
-            port = self.conf.hub_port if _port_free(self.conf.hub_port) else _free_port()
+            port = self.conf.hub_port if _port_free(self.conf.hub_port) else free_port()
             endpoint = f"http://127.0.0.1:{port}"
             banner("hub", f"starting the local Hub on {endpoint} (data: {self.hub_dir})")
             log = open(self.work / "hub.log", "ab")
