@@ -10,13 +10,13 @@ Test modules import from here (`from helpers import ...`); conftest.py holds onl
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from dataset_builder.contract import REFUSAL, SYSTEM_PROMPT, Chunk, chat_messages, format_answer
+from rag_de.quickstart import free_port  # noqa: F401  (the project's one free-port helper, re-exported for tests)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -27,13 +27,6 @@ CHATML = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_hub(data_dir: Path, port: int, timeout: float = 60.0) -> subprocess.Popen:
