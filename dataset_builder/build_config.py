@@ -66,9 +66,8 @@ class BuildConfig:
     negatives_pool: int = field(default=12, metadata={
         "help": "BM25 hits fetched per question to pick hard negatives from (after dropping the gold chunk "
         "and chunks that hold the gold span)"})
-    bm25_threads: int = field(default=0, metadata={"help": "BM25 workers: 0 = one per core; above 1 (from 20k "
-        "questions) the largest split's BM25 index and search run in a helper process beside answer writing "
-        "(same output); 1 = all in this process (faster when the other cores are busy)"})
+    bm25_threads: int = field(default=1, metadata={"help": "threads for each batch's BM25 search (0 = one per "
+        "core); the results do not depend on it"})
     batch_size: int = field(default=2048, metadata={"help": "questions per batch (retrieval, writer, Parquet row group)"})
     cite_title: bool = field(default=True, metadata={
         "help": "append the cited chunk's source title to answers: '... [2]. (Quelle: <title>)'"})

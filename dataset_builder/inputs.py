@@ -1,0 +1,67 @@
+"""The build's inputs: SQuAD files or Hub datasets and corpus + QA pairs, read into documents and questions.
+
+Kept apart from the build itself so that reading (and its bad-record handling, in the readers) can be
+used and tested without chunking, searching or writing anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dataset_builder.build_config import BuildConfig
+from dataset_builder.records import Document, InputError, Question, SkipLog, sha256_file
+
+SAMPLE_DATA = Path(__file__).resolve().parent / "sample_data"
+SAMPLE_ORIGIN = "sample-modules"
+SAMPLE_LICENSE = "cc0-1.0"
+
+
+@dataclass
+class BuildInputs:
+    squad: list[str] = field(default_factory=list)               # files or Hub ids
+    corpora: list[tuple[str, str]] = field(default_factory=list)  # (corpus path, QA file)
+
+    @classmethod
+    def sample(cls) -> "BuildInputs":
+        return cls(corpora=[(str(SAMPLE_DATA / "catalog"), str(SAMPLE_DATA / "qa.jsonl"))])
+
+
+def read_inputs(inputs: BuildInputs, cfg: BuildConfig, skips: SkipLog):
+    """All documents and questions, plus a description of each input (origin, license, sha256)."""
+    from dataset_builder.corpus_reader import read_corpus, read_qa
+    from dataset_builder.squad_reader import read_squad_file, read_squad_hub, slug
+
+    docs: list[Document] = []
+    questions: list[Question] = []
+    sources: list[dict] = []
+    seen_ids: set[str] = set()
+    doc_ids: set[str] = set()
+    for spec in inputs.squad:
+        if Path(spec).exists() or spec.endswith(".json"):
+            d, q, info = read_squad_file(spec, skips, seen_ids, doc_ids)
+            info["sha256"] = sha256_file(Path(spec))
+        else:
+            d, q, info = read_squad_hub(spec, cfg.hub_split, skips, seen_ids, doc_ids)
+        docs += d
+        questions += q
+        sources.append({**info, "documents": len(d), "questions": len(q)})
+    for corpus_path, qa_path in inputs.corpora:
+        corpus_path = Path(corpus_path)
+        is_sample = corpus_path.resolve().is_relative_to(SAMPLE_DATA)
+        origin = SAMPLE_ORIGIN if is_sample else slug(corpus_path.stem).lower()
+        d = read_corpus(corpus_path, origin, skips, doc_ids)
+        q = read_qa(qa_path, d, origin, skips, seen_ids)
+        files = sorted(corpus_path.rglob("*")) if corpus_path.is_dir() else [corpus_path]
+        digest = {str(p.relative_to(corpus_path) if corpus_path.is_dir() else p.name): sha256_file(p)
+                  for p in files if p.is_file()}
+        docs += d
+        questions += q
+        sources.append({"input": str(corpus_path), "qa": str(qa_path), "kind": "corpus", "origin": origin,
+                        "license": SAMPLE_LICENSE if is_sample else cfg.license, "documents": len(d),
+                        "questions": len(q), "sha256": {"qa": sha256_file(Path(qa_path)), "corpus": digest}})
+    if not questions:
+        raise InputError("no usable questions in the inputs; see the skip reasons: "
+                         + json.dumps(skips.as_dict()["counts"], ensure_ascii=False))
+    return docs, questions, sources
