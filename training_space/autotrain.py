@@ -20,18 +20,18 @@ from training_space.config import TrainConfig
 MIXED_PRECISION = {True: "bf16", False: None}
 
 
-def autotrain_config(conf: TrainConfig, project_name: str | None = None) -> dict:
+def autotrain_config(config: TrainConfig, project_name: str | None = None) -> dict:
     """TrainConfig -> AutoTrain llm-sft mapping."""
-    dataset = conf.data.dataset
+    dataset = config.data.dataset
     if not dataset or Path(dataset).exists() or dataset.count("/") != 1:
         raise ConfigError(f"data.dataset={dataset!r}: AutoTrain reads the dataset from the Hub; publish it with "
                           "`rag-de publish --repo org/spaces-rag-de` and pass --data.dataset org/spaces-rag-de")
-    t, lora = conf.training, conf.lora
-    name = project_name or (conf.hub.model_id.split("/")[-1] if conf.hub.model_id else "spaces-rag-de-sft")
+    t, lora = config.training, config.lora
+    name = project_name or (config.hub.model_id.split("/")[-1] if config.hub.model_id else "spaces-rag-de-sft")
     targets = "all-linear" if lora.target_modules == ["all-linear"] else ",".join(lora.target_modules)
     params = {
-        "block_size": conf.data.max_length,
-        "model_max_length": conf.data.max_length,
+        "block_size": config.data.max_length,
+        "model_max_length": config.data.max_length,
         "epochs": max(1, round(t.num_train_epochs)) if t.max_steps <= 0 else 1,
         "batch_size": t.per_device_train_batch_size,
         "gradient_accumulation": t.gradient_accumulation_steps,
@@ -43,7 +43,7 @@ def autotrain_config(conf: TrainConfig, project_name: str | None = None) -> dict
         "optimizer": t.optim,
         "seed": t.seed,
         "peft": True,
-        "quantization": "int4" if conf.quantization.kind in ("nf4", "fp4") else None,
+        "quantization": "int4" if config.quantization.kind in ("nf4", "fp4") else None,
         "lora_r": lora.r,
         "lora_alpha": lora.alpha,
         "lora_dropout": lora.dropout,
@@ -53,25 +53,25 @@ def autotrain_config(conf: TrainConfig, project_name: str | None = None) -> dict
         "disable_gradient_checkpointing": not t.gradient_checkpointing,
         "logging_steps": t.logging_steps,
         "save_total_limit": t.save_total_limit,
-        "eval_strategy": "steps" if conf.data.eval_split else "no",
+        "eval_strategy": "steps" if config.data.eval_split else "no",
         "merge_adapter": False,
     }
     return {
         "task": "llm-sft",
-        "base_model": hub_id(conf.model.name),
+        "base_model": hub_id(config.model.name),
         "project_name": name,
-        "log": next((r for r in conf.tracking.report_to if r in ("tensorboard", "wandb")), "tensorboard"),
+        "log": next((r for r in config.tracking.report_to if r in ("tensorboard", "wandb")), "tensorboard"),
         "backend": "local",
         "data": {
             "path": dataset,
-            "train_split": conf.data.train_split,
-            "valid_split": conf.data.eval_split,
+            "train_split": config.data.train_split,
+            "valid_split": config.data.eval_split,
             # The `messages` column rendered with the base model's own chat template: the prompt contract.
             "chat_template": "tokenizer",
             "column_mapping": {"text_column": "messages"},
         },
         "params": {k: v for k, v in params.items() if v is not None},
-        "hub": {"username": "${HF_USERNAME}", "token": "${HF_TOKEN}", "push_to_hub": bool(conf.hub.model_id)},
+        "hub": {"username": "${HF_USERNAME}", "token": "${HF_TOKEN}", "push_to_hub": bool(config.hub.model_id)},
     }
 
 
@@ -86,11 +86,11 @@ HEADER = """\
 """
 
 
-def export_autotrain(conf: TrainConfig, out: str | Path, project_name: str | None = None,
+def export_autotrain(config: TrainConfig, out: str | Path, project_name: str | None = None,
                      source: str = "TrainConfig") -> Path:
-    mapping = autotrain_config(conf, project_name)
-    steps = (f"max_steps={conf.training.max_steps} has no AutoTrain key: epochs={mapping['params']['epochs']} "
-             "is used instead" if conf.training.max_steps > 0 else "epochs map one to one")
+    mapping = autotrain_config(config, project_name)
+    steps = (f"max_steps={config.training.max_steps} has no AutoTrain key: epochs={mapping['params']['epochs']} "
+             "is used instead" if config.training.max_steps > 0 else "epochs map one to one")
     text = HEADER.format(source=source, out=Path(out).name, steps=steps)
     text += yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True)
     return write_text(out, text)
