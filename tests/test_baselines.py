@@ -58,18 +58,20 @@ def test_best_sentence_is_the_one_sharing_most_question_words():
     assert best_sentence("Wer ist der Präsident?", BIB) == "Die Bibliothek leiht Bücher für vier Wochen aus."  # tie: first
 
 
-def test_tune_threshold_maximizes_refusal_f1_by_hand():
+def test_tune_threshold_maximizes_the_objective_by_hand():
     # candidates 0, .25, .75, 2, 4, 6 -> refusal F1 0, 2/3, 1/2, 0.8, 2/3, 4/7: t = 2 (refuse tops 0, .5, 1)
     tops, answerable = [5.0, 3.0, 1.0, 0.5, 0.0], [True, True, False, True, False]
-    assert tune_threshold(tops, answerable) == (2.0, pytest.approx(0.8))
+    assert tune_threshold(tops, answerable, "refusal_f1") == (2.0, pytest.approx(0.8))
     # candidates 0, .5, 1.5, 2.5, 3.5, 5 -> 0, 0, 2/3, 1/2, 0.4, 2/3: refusing only the 1.0 and refusing
     # everything tie at 2/3, and the tie goes to the lower threshold (fewer refusals)
-    assert tune_threshold([1.0, 2.0, 3.0, 4.0], [False, True, True, False]) == (1.5, pytest.approx(2 / 3))
+    assert tune_threshold([1.0, 2.0, 3.0, 4.0], [False, True, True, False], "refusal_f1") == (1.5, pytest.approx(2 / 3))
     # nothing to refuse in the tuning split: never refuse
     assert tune_threshold([1.0, 2.0], [True, True]) == (0.0, None)
-    # F1-GR as the objective: t = 0.75 (refuse 0 and .5) gives (1/2 + 2/3) / 2 = 7/12 -- beaten by t = 2,
-    # (0.8 + 0.8) / 2 = 0.8 (refusal P 2/3 R 1; answered P 1 R 2/3)
-    assert tune_threshold(tops, answerable, "f1_gr") == (2.0, pytest.approx(0.8))
+    # F1-GR (the default): candidates 0, .25, .75, 2, 4, 6 -> 3/8, 16/21, 7/12, 0.8, 7/12, 2/7; at t = 2
+    # refusal P 2/3 R 1 and answered P 1 R 2/3 give (0.8 + 0.8) / 2
+    assert tune_threshold(tops, answerable) == (2.0, pytest.approx(0.8))
+    # F1-GR does not reward refusing a lot: refuse {1} -> (2/3 + 0.8) / 2 = 11/15, refuse all -> 1/3
+    assert tune_threshold([1.0, 2.0, 3.0, 4.0], [False, True, True, False]) == (1.5, pytest.approx(11 / 15))
     with pytest.raises(ValueError, match="unknown tuning objective"):
         tune_threshold(tops, answerable, "accuracy")
 
@@ -109,7 +111,7 @@ def test_baseline_metrics_on_the_hand_made_split():
     tops = [s for _, s in top_chunks(chunk_scores(rows))]
     assert top["threshold"] == pytest.approx((tops[5] + min(tops[:4])) / 2)   # the midpoint of the gap
     assert top["threshold_split"] == "test" and top["threshold_note"] == "tuned on the scored split"
-    assert top["threshold_objective"] == "refusal_f1" and top["threshold_refusal_f1"] == 1.0
+    assert top["threshold_objective"] == "f1_gr" and top["threshold_f1_gr"] == 1.0
     assert top["threshold_rows"] == 6
 
 
@@ -123,4 +125,4 @@ def test_threshold_comes_from_the_tuning_rows():
     a4_top = top_chunks(chunk_scores(tune))[0][1]
     run = tuned_bm25(rows, tune)
     assert run.threshold == pytest.approx(a4_top / 2)
-    assert run.extra == {"threshold_objective": "refusal_f1", "threshold_refusal_f1": 1.0, "threshold_rows": 2}
+    assert run.extra == {"threshold_objective": "f1_gr", "threshold_f1_gr": 1.0, "threshold_rows": 2}
