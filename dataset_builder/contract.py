@@ -27,15 +27,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 # The refusal opens with a word no answer opens with: "Die", the most common first word of an answer
 # sentence, made small models slide from an answer into the refusal (and learn to refuse everything).
-REFUSAL = (
-    "Leider enthalten die bereitgestellten Informationen keine Antwort auf diese Frage, "
-    "daher kann ich sie nicht beantworten."
-)
+# It is short: every token of it is a training target, and the decision is its first word.
+REFUSAL = "Leider enthalten die bereitgestellten Informationen keine Antwort auf diese Frage."
 ANSWER_LEAD = "Laut Abschnitt"
+# Short (~70 tokens): it precedes every training row and every prompt, and on a CPU each prompt token costs
+# training time that the decision tokens need more.
 SYSTEM_PROMPT = (
-    "Du beantwortest Fragen ausschließlich anhand der nummerierten Kontextabschnitte des Nutzers, in "
-    "ganzen deutschen Sätzen. Beginne mit der Quelle, zum Beispiel: „" + ANSWER_LEAD + " [2]: …“. "
-    "Enthalten die Abschnitte die Antwort nicht, antworte genau: „" + REFUSAL + "“"
+    "Antworte nur anhand der nummerierten Abschnitte, in ganzen Sätzen, und beginne mit der Quelle: „"
+    + ANSWER_LEAD + " [n]: …“. Steht die Antwort nicht darin, antworte: „" + REFUSAL + "“"
 )
 
 CONTEXT_HEADER = "Kontext:"
@@ -93,13 +92,20 @@ def _as_chunk(chunk: Chunk | Mapping[str, Any]) -> Chunk:
     return chunk if isinstance(chunk, Chunk) else Chunk.from_record(chunk)
 
 
+def _shown_in(value: str, title: str) -> bool:
+    """Whether `value` appears in `title` as whole words ("DS-102" in "DS-102 Analysis"; "1" is not in it)."""
+    return bool(title) and re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", title) is not None
+
+
 def render_chunk(number: int, chunk: Chunk | Mapping[str, Any]) -> str:
     chunk = _as_chunk(chunk)
     fields = [f"{METADATA_LABELS['title']}: {chunk.title}"] if chunk.title else []
     if chunk.source:
         fields.append(f"{METADATA_LABELS['source']}: {chunk.source}")
     for key, value in chunk.metadata.items():
-        if value is None or value == "":
+        # A value the title already shows (module code, module name) is not repeated: it would add
+        # ~20 tokens per chunk and no information.
+        if value is None or value == "" or _shown_in(str(value), chunk.title):
             continue
         fields.append(f"{METADATA_LABELS.get(key, key)}: {value}")
     header = f"[{number}] " + " | ".join(fields) if fields else f"[{number}]"

@@ -114,6 +114,13 @@ class TrainingConfig:
         "help": "restore the checkpoint with the lowest eval loss at the end"})
     metric_for_best_model: str = field(default="eval_loss", metadata={"help": "metric that picks the best"})
     dataloader_num_workers: int = field(default=0, metadata={"help": "data loader worker processes"})
+    decision_token_weight: float = field(default=1.0, metadata={
+        "help": "loss weight of the decision tokens (the answer's first word, `Laut` or `Leider`, and the cited "
+        "chunk number); 1 = plain SFT (the reference recipe). Above 1 teaches answer-or-refuse and which chunk "
+        "with few rows (training_space/objective.py)"})
+    tune_decision: bool = field(default=True, metadata={
+        "help": "after training, tune the refusal threshold on the eval split from the model's own "
+        "probabilities and ship it with the adapter (rag_de_decision.json; evaluation and the demo use it)"})
     device: Optional[str] = field(default=None, metadata={
         "help": "cpu or cuda; null = cuda when present (under accelerate: the process's device)"})
 

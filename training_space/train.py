@@ -16,7 +16,7 @@ import platform
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -283,8 +283,15 @@ def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
                       target_modules="all-linear" if targets == ["all-linear"] else targets)
 
     # 3. the trainer: TRL tokenizes prompt/completion with the chat template and masks the prompt
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
-                         processing_class=tokenizer, peft_config=lora, data_collator=collator)
+    trainer_class, extra = SFTTrainer, {}
+    if conf.training.decision_token_weight != 1.0:   # the decision tokens weighted up (objective.py says why)
+        from training_space.objective import DecisionPositions, weighted_trainer_class
+
+        trainer_class = weighted_trainer_class()
+        extra = {"decision_weight": conf.training.decision_token_weight,
+                 "decision_positions": DecisionPositions.from_tokenizer(tokenizer)}
+    trainer = trainer_class(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
+                            processing_class=tokenizer, peft_config=lora, data_collator=collator, **extra)
     base_id = hub_id(conf.model.name)
     for peft_conf in trainer.model.peft_config.values():
         peft_conf.base_model_name_or_path = base_id   # the Hub id in every saved adapter_config.json
@@ -337,7 +344,12 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
     result = trainer.train(resume_from_checkpoint=run.resume_from)
     runtime = time.time() - t0
 
-    # 5. the run folder and the push (main process only)
+    # 5. the refusal threshold, tuned on the eval split from the model's own probabilities (main process)
+    decision = None
+    if trainer.is_world_process_zero() and conf.training.tune_decision and conf.data.eval_split:
+        decision = tune_decision(trainer, conf, run)
+
+    # 6. the run folder and the push (main process only)
     if trainer.is_world_process_zero():
         summary = {
             "base_model": run.base_id,
@@ -355,10 +367,11 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
             "epochs": round(trainer.state.epoch or 0.0, 3),
             "train_loss": round(result.training_loss, 4),
             "eval_loss": best_eval_loss(trainer.state.log_history),
+            "decision": asdict(decision) if decision else None,
             "started_at": started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_run_folder(trainer, conf, run_dir, summary)
+        write_run_folder(trainer, conf, run_dir, summary, decision)
         if conf.hub.model_id:
             push_run(run_dir, conf.hub.model_id, private=conf.hub.private)
     trainer.accelerator.wait_for_everyone()
@@ -391,13 +404,30 @@ def peak_memory_gb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # Linux: KiB -> GiB (process RSS)
 
 
-def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict) -> None:
-    """adapter/ (+ tokenizer), trainer_state.json, train_config.yaml, train_summary.json, README.md."""
+def tune_decision(trainer, conf: TrainConfig, run: "Run"):
+    """The refusal threshold that maximizes F1-GR on the whole eval split (evaluation.decisions)."""
+    from evaluation.decisions import tune_on_rows
+
+    splits, _ = data_mod.load_splits(run.dataset, conf.data.revision)
+    rows = list(splits[conf.data.eval_split])
+    where = f"{Path(run.dataset).name if Path(run.dataset).exists() else run.dataset} [{conf.data.eval_split}]"
+    trainer.model.eval()
+    decision, _ = tune_on_rows(trainer.model, trainer.processing_class, rows, where)
+    log(f"refusal threshold {decision.refusal_threshold:.3f} (F1-GR {decision.objective_value:.3f}, refusal AUC "
+        f"{decision.refusal_auc}, constrained citation accuracy on 2+ chunks {decision.citation_accuracy_multi}) "
+        f"tuned on {decision.tuned_on}")
+    return decision
+
+
+def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict, decision=None) -> None:
+    """adapter/ (+ tokenizer, tuned threshold), trainer_state.json, train_config.yaml, train_summary.json, README.md."""
     import yaml
 
     with atomic_dir(run_dir / ADAPTER_DIR) as tmp:
         trainer.model.save_pretrained(tmp)
         trainer.processing_class.save_pretrained(tmp)
+        if decision is not None:
+            decision.save(tmp)
     write_text(run_dir / "trainer_state.json", json.dumps(
         {"global_step": trainer.state.global_step, "best_model_checkpoint": _relative(trainer.state.best_model_checkpoint),
          "best_metric": trainer.state.best_metric, "log_history": trainer.state.log_history}, indent=2) + "\n")

@@ -1,0 +1,151 @@
+"""The contract's two decisions, read from a model's own probabilities instead of its free text.
+
+An answer in the contract makes two decisions before it writes anything else (see `contract`):
+
+* answer or refuse: the first word, `Laut` (the answer lead) or `Leider` (the refusal);
+* which chunk: the number after `Laut Abschnitt [`.
+
+A small model's free generation picks both greedily and often wrongly although its probabilities
+separate the cases (an AUC above chance can still give a bad argmax when the classes are unbalanced).
+So evaluation and the demo can *decide*: refuse when log P(refusal) - log P(answer) at the first
+differing token is above a threshold tuned on the validation split (stored with the adapter in
+`DECISION_FILE`), and cite the chunk number with the highest probability among the chunks that exist in
+the prompt (a model can never cite `[5]` of two chunks). The answer then continues from the forced lead.
+
+One forward pass over `prompt + lead` gives both decisions: the logits at the end of the prompt (after
+any tokens the lead and the refusal share) and at the end of the lead (the citation number).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from dataset_builder.contract import ANSWER_LEAD, REFUSAL
+
+DECISION_FILE = "rag_de_decision.json"   # beside adapter_config.json, pushed with the adapter
+LEAD_OPEN = ANSWER_LEAD + " ["           # what the model is given before it writes the chunk number
+
+
+@dataclass
+class Decision:
+    """One prompt's decisions: refusal score (higher = refuse), citation scores per chunk number."""
+
+    refusal_score: float
+    citation_scores: list[float]          # log-probabilities of chunk numbers 1..k (first token of each)
+
+    @property
+    def citation(self) -> int:
+        """The most probable chunk number among those in the prompt (1-based)."""
+        return max(range(len(self.citation_scores)), key=self.citation_scores.__getitem__) + 1
+
+    def refuses(self, threshold: float) -> bool:
+        return self.refusal_score >= threshold
+
+
+@dataclass
+class DecisionThreshold:
+    """What the adapter ships: the refusal threshold and where it was tuned (the model card shows it)."""
+
+    refusal_threshold: float
+    tuned_on: str                          # e.g. "org/spaces-rag-de@<sha> [validation], 38 rows"
+    objective: str = "f1_gr"               # what the threshold maximizes on that split
+    objective_value: float | None = None
+    refusal_auc: float | None = None       # on the tuning split
+    citation_accuracy_multi: float | None = None
+
+    def save(self, folder: str | Path) -> Path:
+        from rag_de.atomic import write_json
+
+        path = Path(folder) / DECISION_FILE
+        write_json(path, asdict(self))
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "DecisionThreshold":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def load_threshold(adapter: str, revision: str | None = None) -> DecisionThreshold | None:
+    """The adapter's tuned threshold (a local folder or a Hub repo), or None when it ships none."""
+    folder = Path(adapter)
+    if folder.is_dir():
+        path = folder / DECISION_FILE
+        return DecisionThreshold.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(adapter, DECISION_FILE, revision=revision)
+    except EntryNotFoundError:
+        return None
+    return DecisionThreshold.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class DecisionTokens:
+    """Token ids of the decision points for one tokenizer (computed once)."""
+
+    shared: tuple[int, ...]       # tokens the answer lead and the refusal start with alike (usually none)
+    answer_id: int                # first token where the answer lead differs from the refusal
+    refusal_id: int
+    lead: tuple[int, ...]         # the whole `LEAD_OPEN` after the prompt
+    numbers: tuple[int, ...]      # first token of "1".."9" after the lead (index 0 = chunk 1)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> "DecisionTokens":
+        lead = _continuation_ids(tokenizer, LEAD_OPEN)
+        refusal = _continuation_ids(tokenizer, REFUSAL)
+        n = 0
+        while n < min(len(lead), len(refusal)) and lead[n] == refusal[n]:
+            n += 1
+        if n == min(len(lead), len(refusal)):
+            raise ValueError(f"the tokenizer of {getattr(tokenizer, 'name_or_path', '?')} cannot tell the answer "
+                             f"lead {LEAD_OPEN!r} from the refusal at any token")
+        numbers = []
+        for number in range(1, 10):
+            ids = _continuation_ids(tokenizer, f"{LEAD_OPEN}{number}]")
+            numbers.append(ids[len(lead)] if ids[:len(lead)] == lead else ids[-2])
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("the tokenizer does not give chunk numbers 1..9 distinct first tokens after the lead")
+        return cls(tuple(lead[:n]), lead[n], refusal[n], tuple(lead), tuple(numbers))
+
+
+def _continuation_ids(tokenizer, text: str) -> list[int]:
+    """Tokens of `text` as the assistant's first words (after the chat template's generation prompt)."""
+    probe = [{"role": "user", "content": "x"}]
+    prompt = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+    base = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    full = tokenizer(prompt + text, add_special_tokens=False)["input_ids"]
+    if full[:len(base)] != base:   # the boundary merged: fall back to the text alone
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return full[len(base):]
+
+
+def decide(model, tokenizer, prompts: Sequence[str], chunk_counts: Sequence[int],
+           tokens: DecisionTokens | None = None) -> list[Decision]:
+    """Both decisions for each prompt (`render_prompt_text` output; k chunks each), one forward pass each.
+
+    Prompts with more than 9 chunks are scored on their first 9 numbers (the builder's k is at most 4 by
+    default, the demo's top_k at most 8).
+    """
+    import torch
+
+    tokens = tokens or DecisionTokens.from_tokenizer(tokenizer)
+    device = next(model.parameters()).device
+    out: list[Decision] = []
+    with torch.no_grad():
+        for prompt, k in zip(prompts, chunk_counts):
+            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            keep = len(tokens.lead) + 1
+            logits = model(input_ids=torch.tensor([ids + list(tokens.lead)], device=device),
+                           logits_to_keep=keep).logits[0].float()
+            first = torch.log_softmax(logits[len(tokens.shared)], dim=-1)
+            refusal_score = float(first[tokens.refusal_id] - first[tokens.answer_id])
+            number = torch.log_softmax(logits[-1], dim=-1)
+            scores = [float(number[t]) for t in tokens.numbers[:max(1, min(k, 9))]]
+            out.append(Decision(refusal_score, scores))
+    return out

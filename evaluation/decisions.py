@@ -1,0 +1,79 @@
+"""The adapter's decisions read from its probabilities (`dataset_builder.decision`), scored on a split.
+
+`rag-de train` tunes the refusal threshold on the validation split with `tune_on_rows` and ships it with
+the adapter; `rag-de evaluate` reports, beside free generation, what the model's probabilities decide:
+the refusal AUC (threshold-free: does P(refusal) rank unanswerable rows above answerable ones?), and,
+at the shipped threshold, refusal F1, needless refusals and F1-GR, and the constrained citation
+accuracy (the most probable chunk number among the chunks in the prompt).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from dataset_builder.contract import contexts_from_column, render_prompt_text
+from dataset_builder.decision import Decision, DecisionThreshold, DecisionTokens, decide
+from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
+from evaluation.thresholds import tune_threshold
+
+
+def gold_number(row: Mapping[str, Any]) -> int | None:
+    """1-based number of the gold chunk in the prompt, None for a refusal row."""
+    if not row["answerable"]:
+        return None
+    return [c["id"] for c in row["contexts"]].index(row["gold_chunk_id"]) + 1
+
+
+def decide_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], progress: str | None = None) -> list[Decision]:
+    """`decide` over dataset rows (question + contexts), prompts rendered by the contract."""
+    from tqdm.auto import tqdm
+
+    tokens = DecisionTokens.from_tokenizer(tokenizer)
+    out = []
+    for row in tqdm(rows, desc=progress or "decisions", unit="ex", disable=progress is None):
+        prompt = render_prompt_text(tokenizer, row["question"], contexts_from_column(row["contexts"]))
+        out.extend(decide(model, tokenizer, [prompt], [len(row["contexts"])], tokens))
+    return out
+
+
+def decision_metrics(decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]],
+                     threshold: float | None) -> dict[str, float | None]:
+    """AUC and constrained citation always; refusal F1 / needless refusals / F1-GR when a threshold is given."""
+    answerable = [bool(r["answerable"]) for r in rows]
+    golds = [gold_number(r) for r in rows]
+    multi = [d.citation == g for d, g, r in zip(decisions, golds, rows) if g is not None and len(r["contexts"]) >= 2]
+    every = [d.citation == g for d, g in zip(decisions, golds) if g is not None]
+    out: dict[str, float | None] = {
+        "refusal_auc": refusal_auc([d.refusal_score for d in decisions], answerable),
+        "constrained_citation_accuracy": sum(every) / len(every) if every else None,
+        "constrained_citation_accuracy_multi": sum(multi) / len(multi) if multi else None,
+        "refusal_threshold": threshold,
+    }
+    if threshold is not None:
+        refused = [d.refuses(threshold) for d in decisions]
+        n_answerable = sum(answerable)
+        out.update({
+            **refusal_prf(refused, answerable),
+            "needless_refusal_rate": sum(r and a for r, a in zip(refused, answerable)) / n_answerable if n_answerable else None,
+            "f1_gr": f1_gr(refused, answerable),
+            # answered with the right chunk: the decided pipeline's citation accuracy on 2+ chunk rows
+            "decided_citation_accuracy_multi": _share([not rf and d.citation == g for d, g, rf, r in
+                                                      zip(decisions, golds, refused, rows)
+                                                      if g is not None and len(r["contexts"]) >= 2]),
+        })
+    return out
+
+
+def _share(values: Sequence[bool]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str) -> tuple[DecisionThreshold, list[Decision]]:
+    """The refusal threshold maximizing F1-GR on `rows` (the validation split), with its figures there."""
+    decisions = decide_rows(model, tokenizer, rows, progress=f"tuning the refusal threshold on {where}")
+    answerable = [bool(r["answerable"]) for r in rows]
+    threshold, value = tune_threshold([d.refusal_score for d in decisions], answerable)
+    metrics = decision_metrics(decisions, rows, threshold)
+    return DecisionThreshold(refusal_threshold=threshold, tuned_on=f"{where}, {len(rows)} rows",
+                             objective="f1_gr", objective_value=value, refusal_auc=metrics["refusal_auc"],
+                             citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"]), decisions
