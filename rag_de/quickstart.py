@@ -2,7 +2,8 @@
 
 local Hub (background) -> build dataset from the shipped sample data -> publish `org/spaces-rag-de`
 -> train the SmolLM2-135M QLoRA adapter on CPU -> evaluate base vs adapter -> push adapter + card
--> deploy the demo Space to the local Hub -> start the demo locally (unless --headless).
+-> deploy the demo Space to the local Hub -> export the adapter merged into its base (and as GGUF with an
+Ollama Modelfile) to the local Hub -> start the demo locally (unless --headless).
 
 Every stage is the same `rag-de` subcommand a user would type (printed before it runs), run as a
 subprocess with `HF_ENDPOINT`/`HF_TOKEN` pointing at the local Hub. A rerun reuses what is done: each
@@ -24,6 +25,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from dataset_builder.build_config import CPU_BUILD_CONFIG
 from rag_de import config as cfg
@@ -56,6 +58,8 @@ class QuickstartConfig:
     demo_port: int = field(default=7860, metadata={"help": "port of the local demo"})
     use_running_hub: bool = field(
         default=False, metadata={"help": "use the Hub at $HF_ENDPOINT with $HF_TOKEN instead of starting one"})
+    export_gguf: Literal["none", "f32", "f16", "q8_0"] = field(default="f16", metadata={
+        "help": "after the merged export, also a GGUF of this type + Ollama Modelfile (none: skip)"})
 
 
 def _port_free(port: int) -> bool:
@@ -92,6 +96,8 @@ class Pipeline:
         self.dataset_repo = f"{conf.namespace}/{conf.dataset_name}"
         self.adapter_repo = f"{conf.namespace}/{conf.adapter_name}"
         self.space_repo = f"{conf.namespace}/{conf.space_name}"
+        self.merged_repo = f"{conf.namespace}/{conf.adapter_name}-merged"
+        self.gguf_repo = f"{conf.namespace}/{conf.adapter_name}-GGUF"
         self.data_dir = self.work / "data"
         self.run_dir = self.work / "run"
         self.hub_proc: subprocess.Popen | None = None
@@ -237,6 +243,30 @@ class Pipeline:
         self.rag_de("deploy", "deploy", "demo", "--space", self.space_repo, "--adapter", self.adapter_repo,
                     "--dataset", self.dataset_repo, "--base", self.conf.base_model)
 
+    def export(self) -> None:
+        """Merged model (and GGUF) of the adapter on the local Hub; redone only when the adapter changed."""
+        banner("export", f"merged model -> {self.merged_repo}" + (
+            f", GGUF {self.conf.export_gguf} -> {self.gguf_repo}" if self.conf.export_gguf != "none" else ""))
+        import shutil
+
+        from rag_de.atomic import write_json
+
+        api = self.hub_api()
+        marker, folder = self.work / "exported.json", self.work / "export"
+        wanted = {"adapter_sha": api.model_info(self.adapter_repo).sha, "gguf": self.conf.export_gguf}
+        repos = [self.merged_repo] + ([self.gguf_repo] if self.conf.export_gguf != "none" else [])
+        if marker.exists() and json.loads(marker.read_text()) == wanted and all(map(api.repo_exists, repos)):
+            print("already exported (same adapter commit)")
+            return
+        shutil.rmtree(folder, ignore_errors=True)   # exports never overwrite: clear the stale one first
+        self.rag_de("export", "export", "merged", "--adapter", self.adapter_repo, "--out", str(folder / "merged"),
+                    "--push", self.merged_repo)
+        if self.conf.export_gguf != "none":
+            self.rag_de("export", "export", "gguf", "--adapter", self.adapter_repo, "--dtype", self.conf.export_gguf,
+                        "--out", str(folder / "gguf" / f"{self.conf.adapter_name}-{self.conf.export_gguf}.gguf"),
+                        "--push", self.gguf_repo)
+        write_json(marker, wanted)
+
     def demo(self) -> None:
         banner("demo", f"starting the demo on http://127.0.0.1:{self.conf.demo_port} (Ctrl-C stops it)")
         self.rag_de("demo", "demo", "--adapter", self.adapter_repo, "--dataset", self.dataset_repo,
@@ -252,11 +282,16 @@ class Pipeline:
             self.evaluate()
             self.push_card()
             self.deploy_demo()
+            self.export()
             banner("done", f"pipeline finished in {time.time() - started:.0f} s; results:")
             print(f"  dataset : {self.env['HF_ENDPOINT']}/datasets/{self.dataset_repo}   (local copy: {self.data_dir})")
             print(f"  adapter : {self.env['HF_ENDPOINT']}/{self.adapter_repo}   (run folder: {self.run_dir})")
             print(f"  eval    : {self.run_dir / 'eval' / 'results.json'}")
             print(f"  Space   : {self.env['HF_ENDPOINT']}/spaces/{self.space_repo}")
+            print(f"  merged  : {self.env['HF_ENDPOINT']}/{self.merged_repo}   (local copy: {self.work / 'export' / 'merged'})")
+            if self.conf.export_gguf != "none":
+                print(f"  GGUF    : {self.env['HF_ENDPOINT']}/{self.gguf_repo}   (with Ollama Modelfile; local: "
+                      f"{self.work / 'export' / 'gguf'})")
             if not self.conf.headless:
                 self.demo()
         except KeyboardInterrupt:

@@ -293,3 +293,23 @@ def test_error_missing_adapter_and_bad_push(tmp_path, capsys):
     err = run_error(["export", "merged", "--adapter", "x", "--out", str(tmp_path / "m"), "--push", "no-namespace"],
                     capsys)
     assert "--push" in err
+
+
+def test_quickstart_export_stage(stack, tmp_path, capsys):
+    """The quickstart's last stage: merged + GGUF of the adapter on the Hub; a rerun reuses them."""
+    import os
+
+    from rag_de.quickstart import Pipeline, QuickstartConfig
+
+    conf = QuickstartConfig(workdir=str(tmp_path), adapter_name="export-tiny-adapter", use_running_hub=True,
+                            export_gguf="q8_0")
+    pipeline = Pipeline(conf)
+    pipeline.env.update({"HF_ENDPOINT": os.environ["HF_ENDPOINT"], "HF_TOKEN": os.environ["HF_TOKEN"]})
+    pipeline.export()
+    api = pipeline.hub_api()
+    assert "model.safetensors" in api.list_repo_files("org/export-tiny-adapter-merged")
+    assert {"export-tiny-adapter-q8_0.gguf", "Modelfile"} <= set(api.list_repo_files("org/export-tiny-adapter-GGUF"))
+    assert (tmp_path / "export" / "merged" / "export.json").exists()
+    capsys.readouterr()
+    pipeline.export()
+    assert "already exported" in capsys.readouterr().out
