@@ -32,6 +32,8 @@ from dataset_builder.retrieval import BM25Index, tokenize_de
 from evaluation.metrics import aggregate, f1_gr, refusal_prf, score_example
 
 NAMES = ("always_cite_1", "always_refuse", "bm25")
+LABELS = {"always_cite_1": "Always [1] (never refuses)", "always_refuse": "Always refuses",
+          "bm25": "BM25 top chunk, tuned refusal threshold"}
 # The split the BM25 threshold is tuned on, and what the tuning maximizes there (ties: the lower threshold,
 # i.e. the rule that refuses less). F1-GR, the objective the adapter's own refusal threshold is tuned on
 # (evaluation/thresholds.py), so both rules get the same chance; refusal F1 alone would reward refusing
@@ -195,5 +197,5 @@ def tuning_rows(dataset: str, split: str, revision: str | None,
                                     f"split {split!r} itself (optimistic)")
 
 
-__all__ = ["NAMES", "BaselineRun", "always_cite_1", "always_refuse", "bm25", "tuned_bm25", "tune_threshold",
+__all__ = ["NAMES", "LABELS", "BaselineRun", "always_cite_1", "always_refuse", "bm25", "tuned_bm25", "tune_threshold",
            "chunk_scores", "top_chunks", "best_sentence", "evaluate_baselines", "tuning_rows"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from evaluation.metrics import LABELS, LOWER_IS_BETTER
+from evaluation.metrics import HEADLINE, LABELS, LOWER_IS_BETTER
 from rag_de.atomic import write_bytes, write_text
 
 FAILURE_KINDS = {
@@ -24,8 +24,26 @@ def _save_figure(fig, path: Path) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def plot_metrics(metrics: dict[str, dict], path: Path) -> Path:
-    """Grouped bars, base vs adapter: 0..1 metrics on the left, eval loss on the right."""
+def comparison(metrics: dict[str, dict], baselines: dict[str, dict] | None,
+               keys: Sequence[str] = HEADLINE) -> tuple[list[str], list[tuple[str, list]]]:
+    """(column names, [(metric key, values)]) of base, adapter and each baseline on `keys`.
+
+    One table for the card, the error analysis and the plot, so a gain reads as a gain over a trivial rule.
+    """
+    from evaluation.baselines import LABELS as BASELINE_LABELS
+
+    names = list(baselines or {})
+    columns = ["Base", "Adapter"] + [BASELINE_LABELS.get(n, n) for n in names]
+    rows = []
+    for key in keys:
+        row = metrics.get(key) or {}
+        rows.append((key, [row.get("base"), row.get("adapter")] + [baselines[n].get(key) for n in names]))
+    return columns, rows
+
+
+def plot_metrics(metrics: dict[str, dict], path: Path, baselines: dict[str, dict] | None = None) -> Path:
+    """Grouped bars, base vs adapter: 0..1 metrics on the left, eval loss on the right; with `baselines`,
+    a second row compares the headline metrics with every trivial rule."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +52,13 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path:
     bounded = [k for k, v in metrics.items() if k not in ("eval_loss", "perplexity")
                and v.get("base") is not None and v.get("adapter") is not None]
     loss = [k for k in ("eval_loss",) if k in metrics and metrics[k].get("base") is not None]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [5, 1]})
+    if baselines:
+        fig, grid = plt.subplots(2, 2, figsize=(12, 9.6), gridspec_kw={"width_ratios": [5, 1]})
+        axes = grid[0]
+        _plot_comparison(grid[1][0], *comparison(metrics, baselines))
+        grid[1][1].axis("off")
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [5, 1]})
     for ax, keys, title in ((axes[0], bounded, "Answer quality (higher is better, except needless refusals)"),
                             (axes[1], loss, "Eval loss")):
         xs = range(len(keys))
@@ -50,6 +74,22 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path:
     _save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def _plot_comparison(ax, columns: list[str], rows: list[tuple[str, list]]) -> None:
+    """Headline metrics, one bar per system (a missing value: no bar)."""
+    colors = ["#9aa5b1", "#2f6fde", "#e8a33d", "#c2410c", "#2b8a3e", "#7048e8"]
+    width = 0.8 / max(1, len(columns))
+    for j, name in enumerate(columns):
+        xs = [i + (j - (len(columns) - 1) / 2) * width for i in range(len(rows))]
+        ax.bar(xs, [v[j] if v[j] is not None else 0.0 for _, v in rows], width, label=name,
+               color=colors[j % len(colors)])
+    ax.set_xticks(list(range(len(rows))))
+    ax.set_xticklabels([LABELS.get(k, k) + (" (lower is better)" if k in LOWER_IS_BETTER else "") for k, _ in rows],
+                       rotation=20, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Headline metrics beside the trivial baselines (same rows, same scorer)", fontsize=10)
+    ax.legend(fontsize=8)
 
 
 def plot_training_curves(trainer_state: dict, path: Path) -> Path | None:
@@ -104,13 +144,36 @@ def _quote(text: str, limit: int = 400) -> str:
     return (text[:limit] + " …") if len(text) > limit else text
 
 
-def error_analysis(records: Sequence[dict], threshold: float, worst: int) -> str:
-    """Markdown: failure counts for base and adapter, then the adapter's worst examples per kind."""
+def _cell(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def comparison_markdown(metrics: dict[str, dict], baselines: dict[str, dict] | None) -> list[str]:
+    """The headline comparison (base, adapter, every baseline) as Markdown table lines."""
+    columns, rows = comparison(metrics, baselines)
+    lines = ["| Metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for key, values in rows:
+        label = LABELS.get(key, key) + (" (lower is better)" if key in LOWER_IS_BETTER else "")
+        lines.append(f"| {label} | " + " | ".join(_cell(v) for v in values) + " |")
+    return lines
+
+
+def error_analysis(records: Sequence[dict], threshold: float, worst: int, metrics: dict[str, dict] | None = None,
+                   baselines: dict[str, dict] | None = None) -> str:
+    """Markdown: the headline metrics beside the baselines (when given), failure counts for base and adapter,
+    then the adapter's worst examples per kind."""
     base, adapter = failures(records, "base", threshold), failures(records, "adapter", threshold)
-    lines = ["# Error analysis", "",
-             f"{len(records)} examples. A failure kind can hit one example several times over "
-             f"(e.g. a wrong citation with low faithfulness). Hallucinated = faithfulness proxy < {threshold}.", "",
-             "| Failure | Base | Adapter |", "|---|---:|---:|"]
+    lines = ["# Error analysis", ""]
+    if metrics is not None and baselines:
+        bm25 = baselines.get("bm25", {})
+        lines += ["## Headline metrics beside the trivial baselines", "",
+                  *comparison_markdown(metrics, baselines), "",
+                  f"BM25 threshold {_cell(bm25.get('threshold'))}, tuned on split `{bm25.get('threshold_split')}`"
+                  + (f" ({bm25['threshold_note']})" if bm25.get("threshold_note") else "") + ".", "",
+                  "## Failures", ""]
+    lines += [f"{len(records)} examples. A failure kind can hit one example several times over "
+              f"(e.g. a wrong citation with low faithfulness). Hallucinated = faithfulness proxy < {threshold}.", "",
+              "| Failure | Base | Adapter |", "|---|---:|---:|"]
     for kind, title in FAILURE_KINDS.items():
         lines.append(f"| {title} | {len(base[kind])} | {len(adapter[kind])} |")
     for kind, title in FAILURE_KINDS.items():

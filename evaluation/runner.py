@@ -196,19 +196,24 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
 
     answerable = sum(bool(r["answerable"]) for r in rows)
     metrics = side_by_side(aggregated["base"], aggregated["adapter"])
+    # Trivial rules on the same rows, scored the same way (evaluation/baselines.py); no model needed.
+    from evaluation.baselines import evaluate_baselines, tuning_rows
+
+    baselines = evaluate_baselines(rows, *tuning_rows(config.dataset, config.split, config.dataset_revision, rows))
     public_config = {**asdict(config), "base": public_name(config.base), "adapter": public_name(config.adapter),
                      "dataset": public_name(config.dataset), "out": None, "run_dir": None}
     results = {
         "config": public_config,
         "counts": {"examples": len(rows), "answerable": answerable, "unanswerable": len(rows) - answerable},
         "metrics": metrics,
+        "baselines": baselines,
         "cache": stats,
         "predictions_file": "predictions.jsonl",
         "plots": [],
         "error_analysis_file": "error_analysis.md",
     }
     write_predictions(out / "predictions.jsonl", records)
-    plot_metrics(metrics, out / "metrics.png")
+    plot_metrics(metrics, out / "metrics.png", baselines)
     results["plots"].append("metrics.png")
     run_dir = find_run_dir(config)
     if run_dir is not None:
@@ -217,6 +222,7 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
             results["plots"].append("training_curves.png")
     from rag_de.atomic import write_text
 
-    write_text(out / "error_analysis.md", error_analysis(records, config.hallucination_threshold, config.worst_examples))
+    write_text(out / "error_analysis.md", error_analysis(records, config.hallucination_threshold, config.worst_examples,
+                                                            metrics, baselines))
     write_json(out / "results.json", results)
     return results

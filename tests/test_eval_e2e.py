@@ -150,10 +150,25 @@ def test_evaluate_writes_results_plots_errors_and_card(tiny, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["counts"] == {"examples": 6, "answerable": 4, "unanswerable": 2}
     expected = {"rouge_l", "bleu", "token_f1", "gold_span_recall", "citation_accuracy", "refusal_precision",
-                "refusal_recall", "refusal_f1", "needless_refusal_rate", "faithfulness", "eval_loss", "perplexity"}
+                "refusal_recall", "refusal_f1", "needless_refusal_rate", "faithfulness", "eval_loss", "perplexity",
+                "citation_accuracy_multi", "answered_f1", "f1_gr", "answered_correctness", "f1_ac"}
     assert expected <= set(results["metrics"])
     for row in results["metrics"].values():
         assert set(row) >= {"base", "adapter", "delta"}
+    # The trivial baselines on the same six rows (see QUESTIONS): [1] is gold for q2 and q4 only; BM25 ranks
+    # the gold chunk first everywhere and its threshold (tuned on test: the fixture has no validation split)
+    # falls between q5's stray word and the answerable questions.
+    baselines = results["baselines"]
+    assert set(baselines) == {"always_cite_1", "always_refuse", "bm25"}
+    assert baselines["always_cite_1"]["citation_accuracy"] == 0.5
+    assert baselines["always_cite_1"]["citation_accuracy_multi"] == pytest.approx(1 / 3)
+    assert baselines["always_cite_1"]["needless_refusal_rate"] == 0.0 and baselines["always_cite_1"]["refusal_f1"] == 0.0
+    assert baselines["always_refuse"]["refusal_f1"] == pytest.approx(0.5)       # P 2/6, R 1
+    assert baselines["always_refuse"]["needless_refusal_rate"] == 1.0
+    bm25 = baselines["bm25"]
+    assert bm25["citation_accuracy_multi"] == 1.0 and bm25["f1_gr"] == 1.0 and bm25["refusal_auc"] == 1.0
+    assert bm25["threshold"] > 0 and bm25["threshold_split"] == "test" and "no usable 'validation'" in bm25["threshold_note"]
+    assert str(tiny["root"]) not in json.dumps(results)
     # A random model is far from the gold answers; its loss is about ln(vocab) and differs with the adapter.
     loss = results["metrics"]["eval_loss"]
     assert loss["base"] > 1.0 and loss["adapter"] != loss["base"]
@@ -170,6 +185,7 @@ def test_evaluate_writes_results_plots_errors_and_card(tiny, capsys):
         assert heading in analysis
     # The random model refuses nothing, so both unanswerable questions are missed refusals.
     assert "| Missed refusal (unanswerable, but the model answered) | 2 | 2 |" in analysis
+    assert "| Citation accuracy (2+ chunks) | " in analysis and "Always [1] (never refuses)" in analysis
 
     # The card written from this run: parses, and its model-index equals results.json.
     assert rag_de(["card", "model", "--run-dir", str(run)]) == 0
@@ -200,14 +216,43 @@ def test_rerun_resumes_from_cache_without_generating(tiny):
         fh.write('{"key": "torn')
     assert rag_de(evaluate_args(tiny, out, "--limit", "3")) == 0
     second = json.loads((out / "results.json").read_text())
-    assert second["cache"]["base"] == {"cache_hits": 6, "generated": 0, "generation_seconds": 0.0,
-                                       "loss_seconds": 0.0}
+    # 3 examples x (generation, decision, loss), all from the cache
+    assert second["cache"]["base"] == {"cache_hits": 9, "generated": 0, "generation_seconds": 0.0,
+                                       "decision_seconds": 0.0, "loss_seconds": 0.0}
     assert second["cache"]["adapter"]["generated"] == 0
     assert second["metrics"] == first["metrics"]
     # Six more examples than cached: only the missing three are generated.
     assert rag_de(evaluate_args(tiny, out)) == 0
     third = json.loads((out / "results.json").read_text())
     assert third["cache"]["adapter"]["generated"] == 3 and third["cache"]["base"]["generated"] == 3
+
+
+def test_baselines_tune_on_validation_and_need_no_model(tiny, tmp_path, monkeypatch):
+    """Baselines are recomputed from cached generations, with the threshold from the validation split."""
+    import shutil
+
+    from evaluation.baselines import tuned_bm25
+    from rag_de import modeling
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny["data"], data)
+    args = evaluate_args(tiny, tmp_path / "out", "--limit", "4")
+    args[args.index("--dataset") + 1] = str(data)
+    assert rag_de(args) == 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["baselines"]["bm25"]["threshold_split"] == "test"
+    validation = [r for r in dataset_rows() if r["id"] in ("q1", "q6")]
+    write_split(data, "validation", validation)
+
+    def refuse(*a, **k):
+        raise AssertionError("baselines must not load a model")
+
+    monkeypatch.setattr(modeling, "load_causal_lm", refuse)
+    assert rag_de(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["cache"]["base"]["generated"] == 0 and results["cache"]["adapter"]["generated"] == 0
+    bm25 = results["baselines"]["bm25"]
+    assert bm25["threshold_split"] == "validation" and bm25["threshold_note"] is None and bm25["threshold_rows"] == 2
+    assert bm25["threshold"] == pytest.approx(tuned_bm25(dataset_rows()[:4], validation).threshold)
 
 
 def test_evaluate_nf4_on_tiny_model(tiny):
