@@ -143,6 +143,26 @@ def _eval_rows(results: dict) -> list[dict]:
     return rows
 
 
+def _baseline_table(results: dict) -> dict | None:
+    """Base, adapter and every trivial baseline on the headline metrics (None without baselines)."""
+    from evaluation.metrics import LABELS, LOWER_IS_BETTER
+    from evaluation.report import comparison
+
+    baselines = results.get("baselines")
+    if not baselines or not isinstance(results.get("metrics"), dict):
+        return None
+    columns, rows = comparison(results["metrics"], baselines)
+    bm25 = baselines.get("bm25") or {}
+    return {
+        "columns": columns,
+        "rows": [{"label": LABELS.get(k, k) + (" (lower is better)" if k in LOWER_IS_BETTER else ""),
+                  "values": [_fmt(v, 3) for v in values]} for k, values in rows],
+        "threshold": _fmt(bm25.get("threshold"), 3), "threshold_split": bm25.get("threshold_split"),
+        "threshold_objective": LABELS.get(bm25.get("threshold_objective"), bm25.get("threshold_objective")),
+        "threshold_note": bm25.get("threshold_note"),
+    }
+
+
 def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: str = "apache-2.0") -> str:
     """The README.md of the adapter repo for the run in `run_dir`."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -188,7 +208,7 @@ def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: s
         snippet_quant_type=quant if quant in ("nf4", "fp4") else "nf4",
         snippet_double_quant=bool(qcfg.get("double_quant", True)),
         snippet_compute_dtype=qcfg.get("compute_dtype", "bfloat16"),
-        eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"),
+        eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"), baselines=_baseline_table(results),
         eval_dataset_label=(f"`{eval_dataset}`" + (" (a local build, before publishing)" if eval_local else ""))
         if eval_dataset else "the local dataset",
         eval_count=counts.get("examples", 0), eval_answerable=counts.get("answerable", 0),
