@@ -12,11 +12,17 @@ the same greedy tokens. Target: fast path >= 4x plain tokens/s.
 
     python scripts/bench_demo.py                 # CPU
     python scripts/bench_demo.py --gpu           # one CUDA GPU (about 5 GB GPU memory, 15 GB disk)
+    python scripts/bench_demo.py --gpu --tiny    # the same path on a tiny Mistral shape (CUDA, else CPU)
+
+`--gpu --tiny` (scripts/gpu_check.sh --smoke) keeps the GPU code path from rotting on a machine without a
+GPU: on a CPU the fast path runs uncompiled (the demo compiles on CUDA only), in fp32 compute.
+`--json PATH` appends one JSON line with the figures (what scripts/gpu_check.sh collects).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -61,6 +67,11 @@ class BenchConfig:
     gpu_layers: int = field(default=32, metadata={"help": "--gpu: decoder layers of the Mistral-7B-shaped model"})
     work_dir: str = field(default="", metadata={"help": "--gpu: folder for the random 7B model (default: temp)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+
+
+# --gpu --tiny: Mistral's architecture at toy size (MistralConfig overrides), for the smoke test
+TINY_MISTRAL = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+                "num_hidden_layers": 2}
 
 
 def synthetic_chunks(n: int, seed: int) -> list[Chunk]:
@@ -234,16 +245,22 @@ def cpu_bench(conf: BenchConfig, settings: DemoSettings, retrieval: dict) -> Non
         del model, gen
 
 
-def gpu_bench(conf: BenchConfig, settings: DemoSettings, retrieval: dict) -> None:
+def gpu_bench(conf: BenchConfig, settings: DemoSettings, retrieval: dict, tiny: bool = False) -> dict:
     import torch
 
-    if not torch.cuda.is_available():
-        raise SystemExit("--gpu needs a CUDA GPU; run without --gpu for the CPU benchmark")
+    on_cuda = torch.cuda.is_available()
+    if not on_cuda and not tiny:
+        raise SystemExit("--gpu needs a CUDA GPU; run without --gpu for the CPU benchmark (or add --tiny)")
     work = Path(conf.work_dir or tempfile.mkdtemp(prefix="bench-mistral7b-"))
-    model_dir = random_mistral_7b(work / f"mistral-7b-random-{conf.gpu_layers}l", conf, retrieval["index"])
-    gpu_settings = DemoSettings(base_model=str(model_dir), adapter=None, dataset=None, device="cuda",
-                                quantization="nf4", compute_dtype="bfloat16", compile_mode=settings.compile_mode)
-    torch.cuda.reset_peak_memory_stats()
+    shape = TINY_MISTRAL if tiny else {"num_hidden_layers": conf.gpu_layers}
+    tag = "tiny" if tiny else f"7b-{conf.gpu_layers}l"
+    model_dir = random_mistral(work / f"mistral-{tag}-random", conf, retrieval["index"], shape)
+    device = "cuda" if on_cuda else "cpu"
+    gpu_settings = DemoSettings(base_model=str(model_dir), adapter=None, dataset=None, device=device,
+                                quantization="nf4", compute_dtype="bfloat16" if on_cuda else "float32",
+                                compile_mode=settings.compile_mode)
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     model, tokenizer = load_model(gpu_settings)
     model = add_random_lora(model, conf.lora_rank, conf.seed)
@@ -252,34 +269,46 @@ def gpu_bench(conf: BenchConfig, settings: DemoSettings, retrieval: dict) -> Non
     gen = Generator(model, tokenizer, DemoSettings(**{**vars(gpu_settings), "fast_generation": "on"}))
     hits = retrieval["index"].search("Wie viele ECTS hat das Modul Statistik I?", conf.top_k)
     prompt = render_prompt_text(tokenizer, "Wie viele ECTS hat das Modul Statistik I?", [h.chunk for h in hits])
-    results = run_model_bench(gen, prompt, conf, ["plain generate", "fast: static cache + compile"])
-    print_model_results(f"Mistral-7B-shaped ({conf.gpu_layers} layers, random weights) on "
-                        f"{torch.cuda.get_device_name()}, random LoRA r={conf.lora_rank}", load_s,
+    fast_name = "fast: static cache + compile" if gen.compile else "fast: static cache (uncompiled)"
+    results = run_model_bench(gen, prompt, conf, ["plain generate", fast_name])
+    name = torch.cuda.get_device_name() if on_cuda else f"CPU ({torch.get_num_threads()} threads)"
+    title = "tiny Mistral-shaped (2 layers, width 64" if tiny else f"Mistral-7B-shaped ({conf.gpu_layers} layers"
+    print_model_results(f"{title}, random weights) on {name}, random LoRA r={conf.lora_rank}", load_s,
                         len(gen.encode(prompt)[0]), results, conf)
-    ratio = results["fast: static cache + compile"]["tokens_per_s"] / results["plain generate"]["tokens_per_s"]
-    print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB; "
+    plain, fast = results["plain generate"], results[fast_name]
+    ratio = fast["tokens_per_s"] / plain["tokens_per_s"]
+    peak = torch.cuda.max_memory_allocated() / 2**30 if on_cuda else None
+    print(f"peak GPU memory: {f'{peak:.1f} GiB' if peak is not None else 'n/a (CPU)'}; "
           f"target fast/plain >= 4x: {'met' if ratio >= 4 else 'NOT met'} ({ratio:.1f}x)")
+    return {"bench": "demo", "device": name, "shape": title + ")", "load_s": load_s,
+            "prompt_tokens": len(gen.encode(prompt)[0]), "new_tokens": conf.new_tokens,
+            "compiled": gen.compile, "compile_s": results.get("compile_s"),
+            "plain_tokens_per_s": plain["tokens_per_s"], "fast_tokens_per_s": fast["tokens_per_s"],
+            "plain_ttft_s": plain["ttft_s"], "fast_ttft_s": fast["ttft_s"], "fast_vs_plain": ratio,
+            "greedy_identical": plain["ids"] == fast["ids"], "peak_gpu_gib": peak}
 
 
-def random_mistral_7b(path: Path, conf: BenchConfig, index: ChunkIndex) -> Path:
-    """Random weights in the shape of Mistral-7B (from `MistralConfig()` defaults), saved once, bf16."""
+def random_mistral(path: Path, conf: BenchConfig, index: ChunkIndex, shape: dict) -> Path:
+    """Random weights in the shape of Mistral-7B (`MistralConfig()` defaults + `shape`), saved once, bf16."""
     import torch
     from transformers import AutoModelForCausalLM, MistralConfig
 
     if (path / "config.json").exists():
         return path
     tokenizer = synthetic_tokenizer([c.text for c in index.chunks[:2000]])
-    config = MistralConfig(num_hidden_layers=conf.gpu_layers, sliding_window=None, max_position_embeddings=32768,
-                           vocab_size=32000, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                           bos_token_id=None, tie_word_embeddings=False)
-    print(f"[bench] building random Mistral-7B-shaped weights in {path} (once) ...", flush=True)
+    config = MistralConfig(**{"sliding_window": None, "max_position_embeddings": 32768, "vocab_size": 32000,
+                              "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+                              "bos_token_id": None, "tie_word_embeddings": False, **shape})
+    print(f"[bench] building random Mistral-shaped weights in {path} (once) ...", flush=True)
     torch.manual_seed(conf.seed)
-    with torch.device("cuda"):  # initialised on the GPU directly in bf16 (14.5 GB), not in fp32 on the CPU
+    on_cuda = torch.cuda.is_available()
+    with torch.device("cuda" if on_cuda else "cpu"):  # on the GPU directly in bf16 (14.5 GB), not fp32 on the CPU
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     del model
-    torch.cuda.empty_cache()
+    if on_cuda:
+        torch.cuda.empty_cache()
     return path
 
 
@@ -306,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", action="store_true", help="benchmark the Mistral-7B-shaped model on CUDA")
     parser.add_argument("--adapter", default=None, help="CPU: a real adapter (Hub id/folder) instead of random LoRA")
     parser.add_argument("--base-model", default=None, help="CPU: base model (default: the demo's default)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="--gpu on a tiny Mistral-shaped model (CUDA if present, else CPU): a smoke test")
+    parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     add_dataclass_arguments(parser, BenchConfig, "benchmark settings")
     args = parser.parse_args(argv)
     conf = from_dict(BenchConfig, overrides_from_args(args))
@@ -317,10 +349,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{conf.queries} queries, one at a time)")
     print(f"index build: {retrieval['build_s']:.2f} s   latency p50: {retrieval['p50_ms']:.2f} ms   "
           f"p95: {retrieval['p95_ms']:.2f} ms")
+    figures = {"retrieval_chunks": conf.chunks, "retrieval_p50_ms": retrieval["p50_ms"],
+               "retrieval_p95_ms": retrieval["p95_ms"]}
     if args.gpu:
-        gpu_bench(conf, settings, retrieval)
+        figures.update(gpu_bench(conf, settings, retrieval, tiny=args.tiny))
     else:
         cpu_bench(conf, settings, retrieval)
+    if args.json:
+        with open(args.json, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"bench": "demo", **figures}) + "\n")
     return 0
 
 

@@ -14,7 +14,12 @@ padded to the longest, non-4-bit params upcast to fp32, SDPA) vs the GPU preset
 (training_space/configs/gpu-mistral7b-24gb.yaml: packed 4096-token rows, flex attention, Liger, bf16
 params), plus ablations, and the longest single sequence that trains within 22 GiB.
 
-    python scripts/bench_train.py --gpu [--steps 8] [--work /tmp/bench-7b]
+    python scripts/bench_train.py --gpu [--steps 8] [--work /tmp/bench-7b] [--json figures.jsonl]
+
+`--gpu --tiny`: the same GPU variants on a tiny Mistral-shaped model (2 layers, width 64) and short rows,
+on CUDA if present, else on the CPU with what needs CUDA switched off (Liger, bf16, paged optimizer);
+scripts/gpu_check.sh --smoke runs it so the GPU code path cannot rot on a machine without a GPU.
+`--json PATH` appends one JSON line with every figure (what scripts/gpu_check.sh collects).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +61,35 @@ GPU_VARIANTS = {
     "preset with sdpa": ("preset", {"model": {"attn_implementation": "sdpa"}}),
 }
 LONGEST_LIMIT_GIB = 22.0
+# What needs CUDA, switched off when the GPU variants run on a CPU (--gpu --tiny without a GPU).
+CPU_COMPATIBLE = {"model": {"dtype": "float32", "attn_implementation": "sdpa"},   # FlexAttention: no CPU backward
+                  "quantization": {"compute_dtype": "float32"},
+                  "training": {"bf16": False, "use_liger_kernel": False}}
+
+
+@dataclass(frozen=True)
+class GpuShape:
+    """The random Mistral-shaped model and the rows the GPU variants train on."""
+
+    title: str
+    config: dict               # MistralConfig overrides (empty: Mistral-7B-v0.1's shape)
+    lengths: tuple[int, int]   # example lengths in tokens, uniform
+    rows: int
+    preset_max_length: int     # packed row length of the preset (None-like 0: the preset's own)
+    reference_max_length: int
+    longest: tuple[int, ...]   # single-sequence lengths tried, ascending
+    words: int = 31000         # word-level vocabulary (one token per word, so lengths are exact)
+    vocab_size: int = 32000    # the model's (Mistral-7B-v0.1: 32000); >= words + 4 special tokens
+
+
+SHAPES = {
+    "7b": GpuShape("Mistral-7B shape", {}, (256, 2048), 600, 0, 2048,
+                   (4096, 8192, 12288, 16384, 24576, 32768)),
+    "tiny": GpuShape("tiny Mistral shape (2 layers, width 64)",
+                     {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                      "num_attention_heads": 4, "num_key_value_heads": 2}, (48, 200), 32, 512, 512, (512, 1024),
+                     words=2000, vocab_size=2048),
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -82,7 +117,10 @@ def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
 
     run = build_trainer(conf)
     trainer = run.trainer
-    counts = {"real": 0, "total": 0, "steps": []}
+    # (real, total) tokens of each collated batch, first in first out: the Trainer collates all of an
+    # optimizer step's micro-batches before it trains on them (and accelerate collates one batch ahead),
+    # so a single "last batch" slot would count one micro-batch per step.
+    counts = {"steps": [], "queue": []}
     collate = trainer.data_collator
 
     def counting_collator(examples):
@@ -91,7 +129,7 @@ def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
         real = int(batch["attention_mask"].sum()) if "attention_mask" in batch else total
         if "position_ids" in batch and "attention_mask" not in batch:   # padding-free: pad only at the tail
             real = int(sum(len(e["input_ids"]) for e in examples))
-        counts["pending"] = (real, total)
+        counts["queue"].append((real, total))
         return batch
 
     trainer.data_collator = counting_collator
@@ -113,7 +151,7 @@ def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
     orig_training_step = trainer.training_step
 
     def training_step(*args, **kwargs):
-        real_total.append(counts.pop("pending", (0, 0)))
+        real_total.append(counts["queue"].pop(0) if counts["queue"] else (0, 0))
         return orig_training_step(*args, **kwargs)
 
     trainer.training_step = training_step
@@ -158,8 +196,8 @@ def cpu_dataset(work: Path, max_tokens: int = 768) -> Path:
     return out
 
 
-def gpu_inputs(work: Path, n_rows: int = 600, seed: int = 0) -> tuple[Path, Path]:
-    """A Mistral-7B-shaped random model (bf16 safetensors) + tokenizer, and rows of 256-2048 tokens."""
+def gpu_inputs(work: Path, shape: GpuShape = SHAPES["7b"], seed: int = 0) -> tuple[Path, Path]:
+    """A Mistral-shaped random model (bf16 safetensors) + tokenizer, and rows of `shape.lengths` tokens."""
     import pandas as pd
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -167,11 +205,12 @@ def gpu_inputs(work: Path, n_rows: int = 600, seed: int = 0) -> tuple[Path, Path
 
     from dataset_builder.contract import Chunk, chat_messages, format_answer
 
-    model_dir, data_dir = work / "mistral-7b-random", work / "gpu-data"
+    tag = "7b" if shape is SHAPES["7b"] else "tiny"
+    model_dir, data_dir = work / f"mistral-{tag}-random", work / f"gpu-data-{tag}"
     if not (model_dir / "config.json").exists():
         # A word-level tokenizer over a fixed German vocabulary: one token per word, so lengths are exact.
         rng = random.Random(seed)
-        words = [f"wort{i}" for i in range(31000)]
+        words = [f"wort{i}" for i in range(shape.words)]
         specials = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
         vocab = {w: i for i, w in enumerate(specials + words)}
         tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -180,16 +219,19 @@ def gpu_inputs(work: Path, n_rows: int = 600, seed: int = 0) -> tuple[Path, Path
                                        unk_token="<unk>")
         fast.chat_template = ("{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> "
                               "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}")
-        config = MistralConfig(vocab_size=32000)   # Mistral-7B-v0.1 shape: 4096 x 32 layers, 14336 MLP, GQA 8
-        with torch.device("cuda"):
+        # default: Mistral-7B-v0.1 shape: 4096 x 32 layers, 14336 MLP, GQA 8
+        config = MistralConfig(vocab_size=shape.vocab_size, **shape.config)
+        torch.manual_seed(seed)
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
             model = MistralForCausalLM(config).to(torch.bfloat16)
         model.save_pretrained(model_dir)
         fast.save_pretrained(model_dir)
         del model
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         rows = []
-        for i in range(n_rows):
-            length = rng.randint(256, 2048)
+        for i in range(shape.rows):
+            length = rng.randint(*shape.lengths)
             answer = format_answer(" ".join(rng.choices(words, k=24)), 1)
             text = " ".join(rng.choices(words, k=max(8, length - 60)))
             chunk = Chunk(id=f"c{i}", text=text, title="")
@@ -232,28 +274,50 @@ def print_table(rows: dict[str, dict], baseline: str) -> None:
               f"{r['padding_share']:>9.1%}{r['peak_memory_gib']:>10.2f}")
 
 
-def longest_sequence(model_dir: Path, data_dir: Path, work: Path, steps: int) -> int:
-    """Largest single-example length (one packed row) whose training peak stays within 22 GiB."""
+def longest_sequence(model_dir: Path, work: Path, steps: int, lengths: tuple[int, ...],
+                     extra: dict | None = None, timeout: int = 1800) -> tuple[int, dict]:
+    """Largest single-example length (one packed row) whose training peak stays within 22 GiB, and the
+    figures of every length tried (ascending; the search stops at the first that fails or exceeds)."""
     import pandas as pd
 
     from dataset_builder.contract import Chunk, chat_messages, format_answer
+    from rag_de.config import merge
 
-    best = 0
-    for length in (4096, 8192, 12288, 16384, 24576, 32768):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    words = sum(1 for t in tokenizer.get_vocab() if t.startswith("wort"))
+
+    def messages(n_words: int) -> list[dict]:
+        text = " ".join(f"wort{i % words}" for i in range(n_words))
+        return chat_messages("frage", [Chunk(id="c", text=text)], format_answer("wort1 wort2", 1))
+
+    # prompt template, system prompt, question and answer around the chunk, in tokens (+4: EOS and margin)
+    overhead = len(tokenizer(tokenizer.apply_chat_template(messages(1), tokenize=False),
+                             add_special_tokens=False)["input_ids"]) - 1 + 4
+    best, tried = 0, {}
+    for length in lengths:
         folder = work / f"long-{length}"
         folder.mkdir(parents=True, exist_ok=True)
-        text = " ".join(f"wort{i % 31000}" for i in range(length - 60))
-        rows = [{"id": str(i), "messages": chat_messages("frage", [Chunk(id="c", text=text)],
-                                                          format_answer("wort1 wort2", 1))} for i in range(4)]
+        rows = [{"id": str(i), "messages": messages(length - overhead)} for i in range(4)]
         pd.DataFrame(rows).to_parquet(folder / "train.parquet")
         overrides = {"model": {"name": str(model_dir)}, "data": {"dataset": str(folder), "max_length": length},
                      "training": {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1}}
-        r = run_variant(f"longest: {length}", "preset", overrides, min(steps, 3), work, timeout=1800)
+        r = run_variant(f"longest: {length}", "preset", merge(overrides, extra or {}), min(steps, 3), work,
+                        timeout=timeout)
+        tried[str(length)] = r
         if "error" in r or r["peak_memory_gib"] > LONGEST_LIMIT_GIB:
             break
         best = length
         print(f"[bench] {length} tokens: peak {r['peak_memory_gib']:.1f} GiB")
-    return best
+    return best, tried
+
+
+def append_json(path: str | None, record: dict) -> None:
+    """One JSON line per run, appended (scripts/gpu_check.sh collects them)."""
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
 
 
 def main() -> int:
@@ -263,6 +327,13 @@ def main() -> int:
     parser.add_argument("--variants", default=None, help="comma-separated subset of the variant names")
     parser.add_argument("--work", default=None, help="folder for the random model and data (GPU: ~15 GB)")
     parser.add_argument("--skip-longest", action="store_true", help="GPU: skip the longest-sequence search")
+    parser.add_argument("--only-longest", action="store_true", help="GPU: only the longest-sequence search")
+    parser.add_argument("--longest-lengths", default=None,
+                        help="GPU: comma-separated single-sequence lengths to try, ascending (default: the shape's)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="GPU variants on a tiny Mistral-shaped model (CUDA if present, else CPU): a smoke test")
+    parser.add_argument("--variant-timeout", type=int, default=3600, help="seconds per variant subprocess")
+    parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     parser.add_argument("--_measure", help=argparse.SUPPRESS)
     parser.add_argument("--_out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -285,32 +356,72 @@ def main() -> int:
             if CPU_VARIANTS[name].get("training", {}).get("use_liger_kernel"):
                 rows[name] = {"skipped": "skipped: Liger kernels need CUDA (Triton)"}
                 continue
-            rows[name] = run_variant(name, "cpu", overrides, steps, work, timeout=3600)
+            rows[name] = run_variant(name, "cpu", overrides, steps, work, timeout=args.variant_timeout)
         print(f"[bench] load average after: {os.getloadavg()[0]:.1f}")
         print_table(rows, "padded-sdpa")
+        append_json(args.json, {"bench": "train", "device": "cpu", "variants": rows})
         return 0
 
     import torch
 
-    if not torch.cuda.is_available():
-        print("--gpu needs a CUDA GPU", file=sys.stderr)
+    from rag_de.config import merge
+
+    on_cuda = torch.cuda.is_available()
+    if not on_cuda and not args.tiny:
+        print("--gpu needs a CUDA GPU (or add --tiny for the smoke test on the CPU)", file=sys.stderr)
         return 2
+    shape = SHAPES["tiny" if args.tiny else "7b"]
     steps = args.steps or 8
-    model_dir, data_dir = gpu_inputs(work)
-    print(f"[bench] {torch.cuda.get_device_name(0)}: Mistral-7B shape, random weights, lengths 256-2048, "
-          f"{steps} steps per variant")
+    device = torch.cuda.get_device_name(0) if on_cuda else f"CPU ({os.cpu_count()} cores)"
+    model_dir, data_dir = gpu_inputs(work, shape)
+    # what the shape changes, then (on a CPU) what needs CUDA switched off
+    common = merge({"model": {"name": str(model_dir)}}, {} if on_cuda else CPU_COMPATIBLE)
+    record = {"bench": "train", "device": device, "shape": shape.title, "steps": steps, "variants": {}}
     names = args.variants.split(",") if args.variants else list(GPU_VARIANTS)
+    names = [] if args.only_longest else [_variant_name(n) for n in names]
+    if names:
+        print(f"[bench] {device}: {shape.title}, random weights, lengths {shape.lengths[0]}-{shape.lengths[1]}, "
+              f"{steps} steps per variant")
     for name in names:
         preset, extra = GPU_VARIANTS[name]
-        overrides = {"model": {"name": str(model_dir)}, "data": {"dataset": str(data_dir)}}
-        from rag_de.config import merge
-
-        rows[name] = run_variant(name, preset, merge(overrides, extra), steps, work, timeout=3600)
-    print_table(rows, "reference (padded b4, fp32 non-4bit, sdpa)")
-    if not args.skip_longest:
-        print(f"\nlongest single sequence within {LONGEST_LIMIT_GIB:.0f} GiB (GPU preset): "
-              f"{longest_sequence(model_dir, data_dir, work, steps)} tokens")
+        data = {"dataset": str(data_dir)}
+        if preset == "reference":
+            data["max_length"] = shape.reference_max_length
+        elif shape.preset_max_length:
+            data["max_length"] = shape.preset_max_length
+        rows[name] = run_variant(name, preset, merge(merge(common, {"data": data}), extra), steps, work,
+                                 timeout=args.variant_timeout)
+    if names:
+        print_table(rows, REFERENCE_NAME)
+        record["variants"] = rows
+        ref, pre = rows.get(REFERENCE_NAME, {}), rows.get(PRESET_NAME, {})
+        if "real_tokens_per_s" in ref and "real_tokens_per_s" in pre:
+            record["preset_vs_reference"] = pre["real_tokens_per_s"] / ref["real_tokens_per_s"]
+            record["preset_peak_gib"] = pre["peak_memory_gib"]
+            print(f"preset / reference real tokens/s: {record['preset_vs_reference']:.2f}x (target >= 4x), "
+                  f"preset peak {pre['peak_memory_gib']:.1f} GiB (target <= 16)")
+    if args.only_longest or not args.skip_longest:
+        lengths = (tuple(int(x) for x in args.longest_lengths.split(",")) if args.longest_lengths
+                   else shape.longest)
+        best, tried = longest_sequence(model_dir, work, steps, lengths, extra=common, timeout=args.variant_timeout)
+        record.update(longest_seq_tokens=best, longest_tried=tried, longest_limit_gib=LONGEST_LIMIT_GIB)
+        print(f"\nlongest single sequence within {LONGEST_LIMIT_GIB:.0f} GiB (GPU preset): {best} tokens")
+    append_json(args.json, record)
     return 0
+
+
+REFERENCE_NAME = "reference (padded b4, fp32 non-4bit, sdpa)"
+PRESET_NAME = "preset (packed 4096, flex, liger, bf16)"
+
+
+def _variant_name(short: str) -> str:
+    """A variant by its full name or by its first word (reference, preset)."""
+    if short in GPU_VARIANTS:
+        return short
+    matches = [n for n in GPU_VARIANTS if n.split(" (")[0] == short]
+    if len(matches) != 1:
+        raise SystemExit(f"unknown variant {short!r}; use one of {list(GPU_VARIANTS)} or reference, preset")
+    return matches[0]
 
 
 if __name__ == "__main__":
