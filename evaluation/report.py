@@ -56,7 +56,8 @@ def plot_metrics(metrics: dict[str, dict], path: Path, baselines: dict[str, dict
         fig, grid = plt.subplots(2, 2, figsize=(12, 9.6), gridspec_kw={"width_ratios": [5, 1]})
         axes = grid[0]
         _plot_comparison(grid[1][0], *comparison(metrics, baselines))
-        grid[1][1].axis("off")
+        grid[1][1].axis("off")                          # the legend's place: it would hide bars in the plot
+        grid[1][1].legend(*grid[1][0].get_legend_handles_labels(), loc="center left", fontsize=8)
     else:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [5, 1]})
     for ax, keys, title in ((axes[0], bounded, "Answer quality (higher is better, except needless refusals)"),
@@ -89,7 +90,6 @@ def _plot_comparison(ax, columns: list[str], rows: list[tuple[str, list]]) -> No
                        rotation=20, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_title("Headline metrics beside the trivial baselines (same rows, same scorer)", fontsize=10)
-    ax.legend(fontsize=8)
 
 
 def plot_training_curves(trainer_state: dict, path: Path) -> Path | None:
