@@ -13,8 +13,9 @@ from collections import Counter
 from dataset_builder.answer_check import check_answer
 from dataset_builder.build_config import BuildConfig
 from dataset_builder.contract import REFUSAL, chat_messages, recite_answer
-from dataset_builder.examples import Corpus, Planned, plan_example
+from dataset_builder.examples import Corpus, Planned, plan_counterfactuals, plan_example
 from dataset_builder.records import Question, SkipLog
+from dataset_builder.schema import variant_id
 from dataset_builder.writers import extractive_answer
 from dataset_builder.writers.base import WriteRequest
 
@@ -27,17 +28,21 @@ def new_split_stats(questions: list[Question], chunks: list[int]) -> dict:
 
 
 def plan_question(q: Question, gold: tuple[int, int] | None, remove_gold: bool, hits: list[int],
-                  split_chunks: list[int], corpus: Corpus, cfg: BuildConfig) -> list[Planned]:
-    """The examples one question yields, in row order (today one; the seam for variants per question).
+                  split_chunks: list[int], corpus: Corpus, cfg: BuildConfig, split: str) -> list[Planned]:
+    """The examples one question yields, in row order: its own, then its counterfactual variants when
+    the split asks for them (`cfg.counterfactuals`, `cfg.counterfactual_splits`).
 
     `hits` are chunk indices, best BM25 match first; `gold` is (chunk index, span offset) or None.
     """
-    return [plan_example(q, gold, remove_gold, hits, split_chunks, corpus, cfg.seed, cfg.min_k, cfg.k)]
+    base = plan_example(q, gold, remove_gold, hits, split_chunks, corpus, cfg.seed, cfg.min_k, cfg.k)
+    if not cfg.counterfactuals or split not in cfg.counterfactual_splits:
+        return [base]
+    return [base, *plan_counterfactuals(base, hits, corpus, cfg.seed, cfg.counterfactuals)]
 
 
 def example_id(p: Planned) -> str:
-    """The row id of a planned example (the question's id while each question yields one example)."""
-    return p.question.id
+    """The row id: the question's id, plus `#cf-<variant>` for a counterfactual (schema.variant_id)."""
+    return variant_id(p.question.id, p.variant)
 
 
 def write_answers(plans: list[Planned], corpus: Corpus, cfg: BuildConfig, writer,
@@ -106,6 +111,8 @@ def add_rows(plans: list[Planned], answers: list[str | None], corpus: Corpus, sk
             stats["unanswerable_natural"] += 1
         elif p.kind == "removed_gold":
             stats["unanswerable_removed_gold"] += 1
+        if p.variant:
+            stats["counterfactual_" + p.variant] = stats.get("counterfactual_" + p.variant, 0) + 1
         stats["random_negatives"] += p.random_fill
         counts[len(p.contexts)] += 1
     return rows

@@ -55,6 +55,12 @@ class BuildConfig:
     unanswerable_share: float = field(default=1 / 3, metadata={
         "help": "share of examples whose gold chunk is removed and whose target is the refusal (per split; "
         "questions that are unanswerable by nature count towards it)"})
+    counterfactuals: list[str] = field(default_factory=list, metadata={
+        "help": "extra rows per answerable question in `counterfactual_splits`, from the same question with the "
+        "context changed so that only the context decides the target: `moved` (the gold chunk at another "
+        "position: another [n]) and/or `removed` (the gold chunk taken out: the refusal); none by default"})
+    counterfactual_splits: list[str] = field(default_factory=lambda: ["train"], metadata={
+        "help": "splits that get the counterfactual rows (evaluation splits keep one row per question)"})
     train_fraction: float = field(default=0.8, metadata={"help": "share of questions in train (split by source document)"})
     validation_fraction: float = field(default=0.1, metadata={"help": "share of questions in validation"})
     test_fraction: float = field(default=0.1, metadata={"help": "share of questions in test"})
@@ -95,6 +101,11 @@ class BuildConfig:
         fractions = (self.train_fraction, self.validation_fraction, self.test_fraction)
         if min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
             raise ConfigError(f"train/validation/test fractions must be >= 0 and sum to 1, got {fractions}")
+        from dataset_builder.examples import COUNTERFACTUALS
+
+        unknown = [c for c in self.counterfactuals if c not in COUNTERFACTUALS]
+        if unknown:
+            raise ConfigError(f"counterfactuals: unknown variant(s) {unknown}; choose from {list(COUNTERFACTUALS)}")
         if self.bm25_threads < 0:
             raise ConfigError(f"bm25_threads must be 0 (one per core) or more, got {self.bm25_threads}")
         if self.max_chunk_tokens < 16:

@@ -108,7 +108,10 @@ class DecisionTokens:
         numbers = []
         for number in range(1, 10):
             ids = _continuation_ids(tokenizer, f"{LEAD_OPEN}{number}]")
-            numbers.append(ids[len(lead)] if ids[:len(lead)] == lead else ids[-2])
+            if ids[:len(lead)] != lead:
+                raise ValueError(f"the tokenizer of {getattr(tokenizer, 'name_or_path', '?')} merges the chunk "
+                                 f"number into the lead ({LEAD_OPEN!r}{number}), so the number cannot be read off")
+            numbers.append(ids[len(lead)])
         if len(set(numbers)) != len(numbers):
             raise ValueError("the tokenizer does not give chunk numbers 1..9 distinct first tokens after the lead")
         return cls(tuple(lead[:n]), lead[n], refusal[n], tuple(lead), tuple(numbers))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from dataset_builder.chunking import chunk_spans, span_text
 from dataset_builder.contract import Chunk
@@ -106,6 +106,7 @@ class Planned:
     span_start: int = -1
     kind: str = "answerable"   # answerable | removed_gold | natural
     random_fill: int = 0
+    variant: str = ""          # "" = the question's own example; else a counterfactual (COUNTERFACTUALS)
 
 
 def holds_span(text: str, span_folded: str) -> bool:
@@ -172,3 +173,39 @@ def locate_all(questions: list[Question], corpus: Corpus, skips: SkipLog) -> dic
             continue
         gold[q.id] = found
     return gold
+
+
+# Counterfactual variants of one answerable example (BuildConfig.counterfactuals): the same question with
+# the context changed so that only the context decides the target. Without them a model can score well by
+# priors — cite [1], answer whenever the question names a known module — and never read the chunks; with
+# them the same question has different targets, so those priors pay nothing.
+COUNTERFACTUALS = ("moved", "removed")
+
+
+def plan_counterfactuals(base: Planned, hits: list[int], corpus: Corpus, seed: int, kinds: Sequence[str]) -> list[Planned]:
+    """`moved`: the gold chunk at another position (another [n]; a one-chunk example gets its best hard
+    negative first); `removed`: the same contexts without the gold chunk, target the refusal (a one-chunk
+    example keeps its best hard negative). The negatives are the base example's own, so the pair differs in
+    the gold chunk alone."""
+    if base.gold is None:
+        return []
+    rng = random.Random(f"{seed}:{base.question.id}:counterfactual")
+    span_folded = base.question.gold_span.casefold()
+    others = [c for c in base.contexts if c != base.gold]
+    if not others:
+        extra = next((c for c in hits if c != base.gold and c not in base.contexts
+                      and not holds_span(corpus.chunks[c].text, span_folded)), None)
+        if extra is None:
+            return []
+        others = [extra]
+    out = []
+    for kind in kinds:
+        if kind == "moved":
+            old = base.contexts.index(base.gold)
+            positions = [i for i in range(len(others) + 1) if i != old]
+            contexts = list(others)
+            contexts.insert(rng.choice(positions), base.gold)
+            out.append(Planned(base.question, contexts, base.gold, base.span_start, "answerable", 0, "moved"))
+        elif kind == "removed":
+            out.append(Planned(base.question, list(others), None, -1, "removed_gold", 0, "removed"))
+    return out

@@ -112,7 +112,7 @@ def _build_split(split: str, questions: list, chunks: list[int], corpus: Corpus,
         lap("retrieve")
         plans = [p for q, h in zip(batch, hits)
                  for p in plan_question(q, gold[q.id], q.id in removals, [chunks[i] for i, _ in h], chunks,
-                                        corpus, cfg)]
+                                        corpus, cfg, split)]
         del hits
         lap("plan")
         rows = add_rows(plans, write_answers(plans, corpus, cfg, writer, fallbacks), corpus, skips, stats)

@@ -13,6 +13,18 @@ COLUMNS = ("id", "question", "contexts", "answer", "gold_chunk_id", "answerable"
            "source_doc", "messages")
 
 
+VARIANT_SEP = "#cf-"   # row id of a counterfactual variant: <question id>#cf-<variant> (examples.COUNTERFACTUALS)
+
+
+def variant_id(question_id: str, variant: str = "") -> str:
+    return f"{question_id}{VARIANT_SEP}{variant}" if variant else question_id
+
+
+def question_key(row_id: str) -> str:
+    """The question a row belongs to: its counterfactual variants share it (training keeps them together)."""
+    return row_id.split(VARIANT_SEP, 1)[0]
+
+
 def features():
     from datasets import Features, List, Value
 

@@ -125,6 +125,15 @@ def test_push_to_local_hub_and_pull_back_gives_same_logits(tiny, tmp_path, local
     assert f"base_model: {base_repo}" in card and str(tmp_path) not in card
     assert os.environ["HF_TOKEN"] not in "".join(
         Path(api.hf_hub_download(adapter_repo, f)).read_text() for f in ("train_config.yaml", "train_summary.json"))
+    # The refusal threshold tuned on the eval split travels with the adapter and reads back unchanged.
+    from dataset_builder.decision import DECISION_FILE, load_threshold
+
+    assert DECISION_FILE in files
+    local_threshold = load_threshold(str(run_dir / "adapter"))
+    assert local_threshold is not None and "validation" in local_threshold.tuned_on
+    assert load_threshold(adapter_repo) == local_threshold
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    assert summary["decision"]["refusal_threshold"] == local_threshold.refusal_threshold
 
     tokenizer = AutoTokenizer.from_pretrained(base_repo)
     ids = tokenizer("Wie lange dauert die Klausur?", return_tensors="pt")["input_ids"]

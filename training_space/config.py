@@ -51,6 +51,10 @@ class DataConfig:
         "help": "padding-free BFD packing: examples share rows, position ids restart per example and "
                 "attention never crosses examples"})
     shuffle_seed: int = field(default=42, metadata={"help": "seed for the train-set shuffle"})
+    keep_variants_together: bool = field(default=True, metadata={
+        "help": "a question's counterfactual rows (ids <id>#cf-<variant>, `rag-de build --counterfactuals`) stay "
+        "adjacent: groups are shuffled, rows are then sampled in order, so one batch holds the same question "
+        "with different contexts and targets and only reading the context lowers the loss"})
     collator: Optional[str] = field(default=None, metadata={
         "help": "custom data collator as 'module:Class' (default: TRL's completion-only collator); "
                 "cannot be combined with packing"})

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_builder.contract import split_messages
+from dataset_builder.schema import VARIANT_SEP, question_key
 from rag_de.config import ConfigError
 from rag_de.data_files import check_columns as require_columns
 from rag_de.data_files import data_files, require_split_files
@@ -87,6 +89,26 @@ def check_columns(ds, where: str) -> None:
             raise ConfigError(f"{where}: record {i} (id={row.get('id', '?')}) has an empty turn")
 
 
+def has_variants(ds) -> bool:
+    """Whether the split holds counterfactual rows (`rag-de build --counterfactuals`)."""
+    return "id" in ds.column_names and any(VARIANT_SEP in i for i in ds["id"])
+
+
+def shuffle_rows(ds, conf_data):
+    """The train rows shuffled by `shuffle_seed`; a question's counterfactual rows as one adjacent group
+    when `keep_variants_together` (the trainer then samples in order: `sequential_sampling`)."""
+    if not (conf_data.keep_variants_together and has_variants(ds)):
+        return ds.shuffle(seed=conf_data.shuffle_seed)
+    import random
+
+    groups: dict[str, list[int]] = {}
+    for i, row_id in enumerate(ds["id"]):
+        groups.setdefault(question_key(row_id), []).append(i)
+    order = list(groups.values())
+    random.Random(conf_data.shuffle_seed).shuffle(order)
+    return ds.select([i for group in order for i in group])
+
+
 def to_prompt_completion(ds):
     """messages -> {prompt: [system, user], completion: [assistant]} (TRL's conversational prompt-completion)."""
 
@@ -144,8 +166,19 @@ def drop_too_long(rows, tokenizer, max_length: int, where: str):
     return rows.select(keep) if len(keep) < len(lengths) else rows
 
 
-def prepare(conf_data, tokenizer, model_name: str):
-    """(train rows, eval rows or None, dataset revision), all checked; nothing heavy is loaded."""
+@dataclass
+class Prepared:
+    """The checked rows the trainer gets, and what the run records about them."""
+
+    train: object
+    evaluation: object | None
+    revision: str | None          # the dataset's commit on the Hub (None for a local folder)
+    dataset: str
+    in_order: bool                # rows must be sampled in order (counterfactual groups kept adjacent)
+
+
+def prepare(conf_data, tokenizer, model_name: str) -> Prepared:
+    """Train rows, eval rows or None, dataset revision and name, all checked; nothing heavy is loaded."""
     dataset = conf_data.dataset or str(ensure_sample_dataset())
     splits, revision = load_splits(dataset, conf_data.revision)
     check_tokenizer(tokenizer, model_name)
@@ -153,7 +186,9 @@ def prepare(conf_data, tokenizer, model_name: str):
         raise ConfigError(f"{dataset}: no split {conf_data.train_split!r} (has {list(splits)})")
     train = splits[conf_data.train_split]
     check_columns(train, f"{dataset} [{conf_data.train_split}]")
-    train = drop_too_long(to_prompt_completion(train.shuffle(seed=conf_data.shuffle_seed)), tokenizer,
+    # a question's counterfactual rows kept adjacent: the trainer must then sample in order
+    in_order = bool(conf_data.keep_variants_together and has_variants(train))
+    train = drop_too_long(to_prompt_completion(shuffle_rows(train, conf_data)), tokenizer,
                           conf_data.max_length, f"{dataset} [{conf_data.train_split}]")
     if conf_data.max_train_samples:
         train = train.select(range(min(conf_data.max_train_samples, len(train))))
@@ -168,4 +203,4 @@ def prepare(conf_data, tokenizer, model_name: str):
                                    f"{dataset} [{conf_data.eval_split}]")
         if conf_data.max_eval_samples:
             evaluation = evaluation.select(range(min(conf_data.max_eval_samples, len(evaluation))))
-    return train, evaluation, revision, dataset
+    return Prepared(train, evaluation, revision, dataset, in_order)

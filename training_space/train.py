@@ -108,7 +108,8 @@ def check_trackers(report_to: list[str]) -> list[str]:
     return wanted or ["none"]
 
 
-def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, optim: str | None = None):
+def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, optim: str | None = None,
+               in_order: bool = False):
     """TrainConfig -> TRL SFTConfig: the one place where our keys meet transformers/TRL's.
 
     `optim` is the optimizer `optimizer_for` chose for this device (default: training.optim).
@@ -154,6 +155,8 @@ def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, o
         metric_for_best_model=t.metric_for_best_model,
         greater_is_better=False if t.metric_for_best_model.endswith("loss") else None,
         dataloader_num_workers=t.dataloader_num_workers,
+        # counterfactual groups are adjacent in the data (data.keep_variants_together): keep that order
+        train_sampling_strategy="sequential" if in_order else "random",
         report_to=check_trackers(conf.tracking.report_to),
         run_name=conf.tracking.run_name,
         project=conf.tracking.project,
@@ -252,13 +255,16 @@ def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
     from rag_de.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(conf.model.name, revision=conf.model.revision, padding_side="right")
-    train_rows, eval_rows, dataset_revision, dataset_name = data_mod.prepare(conf.data, tokenizer, conf.model.name)
+    prepared = data_mod.prepare(conf.data, tokenizer, conf.model.name)
+    train_rows, eval_rows, dataset_revision, dataset_name = (prepared.train, prepared.evaluation,
+                                                            prepared.revision, prepared.dataset)
     eos_token = data_mod.end_of_turn_token(tokenizer)
     collator = custom_collator(conf.data.collator, tokenizer)
     quant, quant_note = quantization_settings(conf, device)
     optim, optim_note = optimizer_for(conf, device)
     fallbacks = {k: v for k, v in (("quantization", quant_note), ("optim", optim_note)) if v}
-    args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None, optim=optim)
+    args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None, optim=optim,
+                      in_order=prepared.in_order)
     resume_from = last_checkpoint(conf) if resume else None
     if resume and resume_from is None:
         log(f"--resume: no checkpoint in {conf.training.output_dir} or on the Hub; starting from step 0")

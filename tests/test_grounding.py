@@ -1,0 +1,118 @@
+"""Grounding levers: decision tokens, their loss weights, counterfactual rows, the refusal threshold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dataset_builder.contract import REFUSAL, contexts_from_column, parse_answer
+from dataset_builder.decision import Decision, DecisionTokens
+from dataset_builder.schema import question_key
+from evaluation.decisions import decision_metrics
+from evaluation.thresholds import tune_threshold
+from helpers import REPO_ROOT, build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+def test_decision_tokens_tell_answer_from_refusal(tokenizer):
+    tokens = DecisionTokens.from_tokenizer(tokenizer)
+    assert tokens.answer_id != tokens.refusal_id
+    assert tokenizer.decode(list(tokens.lead)).strip() == "Laut Abschnitt ["
+    assert [tokenizer.decode([t]) for t in tokens.numbers] == [str(n) for n in range(1, 10)]
+
+
+def test_decision_weights_hit_first_word_and_chunk_number(tokenizer):
+    import torch
+
+    from training_space.objective import DecisionPositions, decision_weights
+
+    positions = DecisionPositions.from_tokenizer(tokenizer)
+    prompt = tokenizer("Frage: Wie viele ECTS?", add_special_tokens=False)["input_ids"]
+    answer = tokenizer("Laut Abschnitt [2] (DS-1 X): Es sind 5 ECTS.<|im_end|>", add_special_tokens=False)["input_ids"]
+    refusal = tokenizer(REFUSAL + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    width = len(prompt) + max(len(answer), len(refusal))
+    labels = torch.full((2, width), -100)
+    labels[0, len(prompt):len(prompt) + len(answer)] = torch.tensor(answer)
+    labels[1, len(prompt):len(prompt) + len(refusal)] = torch.tensor(refusal)
+    weights = decision_weights(labels, positions, 5.0)
+    heavy = [[tokenizer.decode([int(labels[r, j])]) for j in range(width) if weights[r, j] == 5.0] for r in (0, 1)]
+    assert heavy[0] == [tokenizer.decode([answer[0]]), "2"]         # the first word and the cited number
+    assert heavy[1] == [tokenizer.decode([refusal[0]])]               # a refusal has one decision
+    assert float(weights[labels == -100].abs().sum()) == 0.0         # the prompt stays masked
+    assert set(weights[0][(labels[0] != -100)].tolist()) == {1.0, 5.0}  # the ECTS "5" is not a decision
+
+
+def test_threshold_tuning_and_decision_metrics_on_known_cases():
+    # scores: two refusal rows (unanswerable) high, one answerable row in between
+    scores = [3.0, 2.0, 0.5, -1.0, -2.0]
+    answerable = [False, False, True, True, True]
+    threshold, value = tune_threshold(scores, answerable)
+    assert 0.5 < threshold < 2.0 and value == pytest.approx(1.0)
+    rows = [{"answerable": a, "contexts": [{"id": "a"}, {"id": "b"}], "gold_chunk_id": "b" if a else None}
+            for a in answerable]
+    decisions = [Decision(s, [-0.1, -2.3] if i % 2 else [-2.3, -0.1]) for i, s in enumerate(scores)]
+    metrics = decision_metrics(decisions, rows, threshold)
+    assert metrics["refusal_auc"] == 1.0 and metrics["refusal_f1"] == 1.0 and metrics["needless_refusal_rate"] == 0
+    # answerable rows 2, 3, 4 cite 2, 1, 2 (odd index -> chunk 1); gold is chunk 2 -> 2 of 3
+    assert metrics["constrained_citation_accuracy_multi"] == pytest.approx(2 / 3)
+    assert metrics["f1_gr"] == 1.0
+
+
+def test_counterfactual_build_keeps_every_contract_invariant(tmp_path):
+    """`rag-de build --counterfactuals moved,removed` on the shipped sample data: every row still obeys the
+    contract, and each variant differs from its question's own row only where it should."""
+    import pandas as pd
+
+    out = tmp_path / "cf"
+    cmd = [sys.executable, "-m", "rag_de", "build", "--config", "dataset_builder/configs/cpu-quickstart.yaml",
+           "--counterfactuals", "moved,removed", "--out", str(out)]
+    assert subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True).returncode == 0
+    train = pd.read_parquet(out / "train.parquet").to_dict("records")
+    assert len({r["id"] for r in train}) == len(train)
+    by_question: dict[str, dict[str, dict]] = {}
+    for row in train:
+        variant = row["id"].split("#cf-")[1] if "#cf-" in row["id"] else ""
+        by_question.setdefault(question_key(row["id"]), {})[variant] = row
+        chunks = contexts_from_column(row["contexts"])
+        parsed = parse_answer(row["answer"], chunks)
+        assert row["messages"][-1]["content"] == row["answer"]
+        if row["answerable"]:
+            gold = [c.id for c in chunks].index(row["gold_chunk_id"]) + 1
+            assert parsed.cited == [gold] and not parsed.is_refusal
+            assert row["gold_span"].casefold() in chunks[gold - 1].text.casefold()
+        else:
+            assert row["answer"] == REFUSAL and not isinstance(row["gold_chunk_id"], str)
+    moved = removed = 0
+    for variants in by_question.values():
+        base = variants[""]
+        assert set(variants) <= {"", "moved", "removed"}
+        for name, row in variants.items():
+            assert row["question"] == base["question"] and row["source_doc"] == base["source_doc"]
+        if "moved" in variants:
+            moved += 1
+            m = variants["moved"]
+            assert base["answerable"] and m["gold_chunk_id"] == base["gold_chunk_id"]
+            ids = [c["id"] for c in m["contexts"]]
+            assert ids.index(m["gold_chunk_id"]) != [c["id"] for c in base["contexts"]].index(base["gold_chunk_id"])
+        if "removed" in variants:
+            removed += 1
+            r = variants["removed"]
+            assert not r["answerable"] and base["gold_chunk_id"] not in [c["id"] for c in r["contexts"]]
+            span = base["gold_span"].casefold()
+            assert all(span not in c["text"].casefold() for c in r["contexts"])
+            base_others = [c["id"] for c in base["contexts"] if c["id"] != base["gold_chunk_id"]]
+            assert base_others == [] or [c["id"] for c in r["contexts"]] == base_others
+    answerable = sum(v[""]["answerable"] for v in by_question.values())
+    assert moved == removed == answerable > 100
+    for split in ("validation", "test"):   # evaluation splits keep one row per question
+        ids = pd.read_parquet(out / f"{split}.parquet")["id"].tolist()
+        assert not any("#cf-" in i for i in ids)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["splits"]["train"]["counterfactual_moved"] == moved
