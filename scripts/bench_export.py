@@ -68,7 +68,7 @@ def position_logits(model, tokenizer, texts):
     import torch
 
     with torch.inference_mode():
-        return [model(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits.float() for t in texts]
+        return [model(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits.double() for t in texts]
 
 
 def max_diff(a, b) -> float:
@@ -118,6 +118,14 @@ def main() -> int:
     with reference.disable_adapter():
         base_answers = generate_batch(reference, tokenizer, texts, args.new_tokens)
     del reference, base
+    # The same merge in float64: shows the merge itself is exact, and how far each fp32 path is from the exact
+    # values (the fp32 rounding noise any two ways of computing the same function differ by).
+    base64 = load_causal_lm(merged_facts["base"], QuantizationSettings(kind="none"), dtype="float32", device="cpu",
+                            tokenizer=tokenizer).to(torch.float64)
+    reference64 = load_adapter(base64, adapter).eval()
+    ref64 = position_logits(reference64, tokenizer, texts)
+    merged64 = position_logits(reference64.merge_and_unload(), tokenizer, texts)
+    del reference64, base64
 
     merged = AutoModelForCausalLM.from_pretrained(work / "merged", dtype=torch.float32).eval()
     merged_logits = position_logits(merged, tokenizer, texts)
@@ -126,6 +134,10 @@ def main() -> int:
     merged_gen_s = time.perf_counter() - started
     del merged
     figures["adapter_changes_answers"] = sum(a != b for a, b in zip(base_answers, ref_answers))
+    figures["float64"] = {"merged_vs_base_plus_adapter": max_diff(ref64, merged64),
+                          "base_plus_adapter_fp32_vs_float64": max_diff(ref_logits, ref64),
+                          "merged_fp32_vs_float64": max_diff(merged_logits, merged64),
+                          "max_abs_logit": max(x.abs().max().item() for x in ref64)}
     figures["exports"]["merged fp32"] = {
         "export_s": round(merged_s, 1), "bytes": (work / "merged" / "model.safetensors").stat().st_size,
         "vs": "base + adapter", "max_abs_logit_diff": max_diff(ref_logits, merged_logits),
@@ -161,6 +173,10 @@ def main() -> int:
     for name, f in figures["exports"].items():
         print(f"{name:<13}{f['vs']:<16}{f['export_s']:>9.1f}{f['bytes'] / 2**20:>10.1f}{f['max_abs_logit_diff']:>13.2e}"
               f"{f['identical_answers']:>9}/{n:<4}{f['generate_s']:>8.1f}")
+    f64 = figures["float64"]
+    print(f"float64 merge: merged vs base + adapter {f64['merged_vs_base_plus_adapter']:.1e}; fp32 noise: base + adapter "
+          f"{f64['base_plus_adapter_fp32_vs_float64']:.1e}, merged {f64['merged_fp32_vs_float64']:.1e} from the float64 "
+          f"logits (|logit| up to {f64['max_abs_logit']:.0f})")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
