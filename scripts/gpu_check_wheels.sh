@@ -77,6 +77,37 @@ while read -r name default; do
   echo "$name==$version" >> "$DEST/MANIFEST"
 done <<< "$PACKAGES"
 
+# bitsandbytes ships one native library per CUDA/ROCm/XPU version (43 MB); the GPU machine's torch is cu130,
+# so only the CPU and CUDA 13.x libraries travel (BNB_KEEP; RECORD rewritten, so pip installs it as usual).
+BNB_KEEP="${BNB_KEEP:-cpu cuda130 cuda132}"
+PY="$ROOT/.venv/bin/python"
+[ -x "$PY" ] || PY=python3
+for wheel in "$DEST"/bitsandbytes-*.whl; do
+  # shellcheck disable=SC2086
+  "$PY" - "$wheel" $BNB_KEEP <<'PYEOF'
+import os, re, sys, zipfile
+wheel, keep = sys.argv[1], set(sys.argv[2:])
+lib = re.compile(r"bitsandbytes/libbitsandbytes_(\w+)\.so$")
+
+def drop(name):
+    found = lib.search(name)
+    return bool(found) and found.group(1) not in keep
+
+tmp = wheel + ".tmp"
+with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+    for info in src.infolist():
+        if drop(info.filename):
+            continue
+        data = src.read(info)
+        if info.filename.endswith(".dist-info/RECORD"):
+            data = "".join(l for l in data.decode().splitlines(True) if not drop(l.split(",")[0])).encode()
+        dst.writestr(info, data)
+os.replace(tmp, wheel)
+print(f"[wheels] {os.path.basename(wheel)}: native libraries kept: {' '.join(sorted(keep))}; "
+      f"{os.path.getsize(wheel) / 2**20:.1f} MiB")
+PYEOF
+done
+
 wheels_bytes=$(du -cb "$DEST"/*.whl | tail -1 | cut -f1)
 tree_bytes=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null \
   | awk '$2 == "total" {s += $1} END {print s + 0}')
