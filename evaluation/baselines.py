@@ -40,6 +40,9 @@ LABELS = {"always_cite_1": "Always [1] (never refuses)", "always_refuse": "Alway
 # nearly everything on a split where a third of the rows are refusals. "refusal_f1" is the alternative.
 TUNING_SPLIT = "validation"
 TUNING_OBJECTIVE = "f1_gr"
+# Queries per BM25 search call: each returns every chunk that shares a word with its question (exact
+# scores for the prompt's chunks need them all), so a batch bounds the memory those hit lists take.
+SEARCH_BATCH = 64
 
 
 @dataclass
@@ -100,11 +103,12 @@ def chunk_scores(rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
         return [[] for _ in rows]
     position = {cid: i for i, cid in enumerate(unique)}
     index = BM25Index(index_text(c) for c in unique.values())
-    hits = index.search_many([r["question"] for r in rows], k=index.size)
     out = []
-    for r, found in zip(rows, hits):
-        by_position = dict(found)                      # chunks absent from the hits scored 0
-        out.append([float(by_position.get(position[c.id], 0.0)) for c in _chunks(r)])
+    for start in range(0, len(rows), SEARCH_BATCH):   # every hit of a query (k = all chunks), a batch at a time
+        batch = rows[start:start + SEARCH_BATCH]
+        for r, found in zip(batch, index.search_many([r["question"] for r in batch], k=len(unique))):
+            by_position = dict(found)                  # chunks absent from the hits scored 0
+            out.append([float(by_position.get(position[c.id], 0.0)) for c in _chunks(r)])
     return out
 
 
