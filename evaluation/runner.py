@@ -15,10 +15,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.contract import contexts_from_column, render_prompt_text
+from dataset_builder.contract import REFUSAL, contexts_from_column, render_prompt_text
+from dataset_builder.decision import LEAD_OPEN, Decision, DecisionTokens, decide, decide_by_evidence, load_threshold
 from evaluation.cache import ResultCache, example_key, settings_hash
 from evaluation.config import EvalConfig
 from evaluation.data import EvalInputError, load_split
+from evaluation.decisions import decision_metrics
 from evaluation.metrics import aggregate, score_example
 from rag_de.atomic import write_json
 from rag_de.base_model import hub_id
@@ -121,12 +123,15 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     digests = {"base": settings_hash(common),
                "adapter": settings_hash({**common, "adapter": adapter_fingerprint(config.adapter, config.adapter_revision)})}
     cache = ResultCache(out / "generations.jsonl")
-    kinds = ("generation", "loss") if config.compute_loss else ("generation",)
+    # generation: free text; decision / evidence: the two readings of the model's own probabilities
+    # (dataset_builder/decision.py: `lead` and `evidence`); loss: teacher-forced answer NLL
+    kinds = ("generation", "decision", "evidence") + (("loss",) if config.compute_loss else ())
     keys = {(v, k): [example_key(digests[v], k, r["id"], p) for r, p in zip(rows, prompts)]
             for v in VARIANTS for k in kinds}
     pending = {vk: [i for i, key in enumerate(ks) if key not in cache] for vk, ks in keys.items()}
     stats = {v: {"cache_hits": sum(len(keys[(v, k)]) - len(pending[(v, k)]) for k in kinds),
-                 "generated": 0, "generation_seconds": 0.0, "loss_seconds": 0.0} for v in VARIANTS}
+                 "generated": 0, "generation_seconds": 0.0, "decision_seconds": 0.0, "evidence_seconds": 0.0,
+                 "loss_seconds": 0.0} for v in VARIANTS}
 
     # 3. Generate (and score loss) only what is missing.
     if any(pending.values()):
@@ -137,6 +142,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
         model = load_adapter(model, config.adapter, revision=config.adapter_revision)
         model.eval()
+        decision_tokens = DecisionTokens.from_tokenizer(tokenizer)
         for variant in VARIANTS:
             for kind in kinds:
                 todo = sorted(pending[(variant, kind)], key=lambda i: len(prompts[i]))  # less padding
@@ -152,6 +158,16 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                             values = generate_batch(model, tokenizer, [prompts[i] for i in batch],
                                                     config.max_new_tokens)
                             records = [{"prediction": v} for v in values]
+                        elif kind == "decision":
+                            values = decide(model, tokenizer, [prompts[i] for i in batch],
+                                            [len(rows[i]["contexts"]) for i in batch], decision_tokens)
+                            records = [{"refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
+                                       for d in values]
+                        elif kind == "evidence":
+                            values = [decide_by_evidence(model, tokenizer, rows[i]["question"],
+                                                         contexts_from_column(rows[i]["contexts"])) for i in batch]
+                            records = [{"refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
+                                       for d in values]
                         else:
                             values = answer_nll(model, tokenizer, [prompts[i] for i in batch],
                                                 [rows[i]["answer"] for i in batch])
@@ -164,16 +180,68 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                     stats[variant]["generated"] += len(todo)
                 stats[variant][f"{kind}_seconds"] += round(time.perf_counter() - started, 2)
 
-    # 4. Score, aggregate, report.
-    return write_reports(config, rows, cache, keys, stats, kinds)
+    # 4. Decided generation: the adapter's own probabilities decide (threshold shipped with the adapter,
+    #    citation among the prompt's chunks); the answer continues from the forced lead.
+    threshold = load_threshold(config.adapter, config.adapter_revision)
+    decided = None
+    if threshold is not None:
+        decisions = [decision_from(cache.records[k]) for k in keys[("adapter", MODE_KIND[threshold.mode])]]
+        decided = decided_generations(config, prompts, rows, decisions, threshold, digests["adapter"], cache,
+                                      tokenizer, model if any(pending.values()) else None)
+
+    # 5. Score, aggregate, report.
+    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided)
 
 
-def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kinds) -> dict[str, Any]:
+MODE_KIND = {"lead": "decision", "evidence": "evidence"}   # decision mode -> its cache kind
+
+
+def decision_from(record: dict) -> Decision:
+    return Decision(record["refusal_score"], list(record["citation_scores"]))
+
+
+def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold, digest, cache, tokenizer, model):
+    """Predictions of the decided pipeline: the refusal where the score clears the threshold, else the
+    answer generated after the forced `Laut Abschnitt [n]` (n = the most probable chunk in the prompt)."""
+    from tqdm.auto import tqdm
+
+    forced = {i: f"{LEAD_OPEN}{d.citation}]" for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
+    keys = {i: example_key(digest, "decided", rows[i]["id"], prompts[i] + lead) for i, lead in forced.items()}
+    todo = sorted((i for i in forced if keys[i] not in cache), key=lambda i: len(prompts[i]))
+    if todo:
+        from evaluation.inference import generate_batch
+
+        if model is None:
+            from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm
+
+            quant = QuantizationSettings(kind=config.quantization, compute_dtype=config.compute_dtype)
+            model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
+            model = load_adapter(model, config.adapter, revision=config.adapter_revision).eval()
+        bar = tqdm(total=len(todo), desc="adapter: decided generation", unit="ex")
+        for start in range(0, len(todo), config.batch_size):
+            batch = todo[start: start + config.batch_size]
+            values = generate_batch(model, tokenizer, [prompts[i] + forced[i] for i in batch], config.max_new_tokens)
+            cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
+                           "prediction": forced[i] + v} for i, v in zip(batch, values)])
+            bar.update(len(batch))
+        bar.close()
+    return [cache.records[keys[i]]["prediction"] if i in forced else REFUSAL for i in range(len(rows))]
+
+
+def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kinds, threshold=None,
+                  decided=None) -> dict[str, Any]:
     from evaluation.report import error_analysis, plot_metrics, plot_training_curves, side_by_side, write_predictions
 
     out = Path(config.out)
     records = []
     aggregated = {}
+    decision: dict[str, dict] = {}
+    for variant in VARIANTS:
+        for mode, kind in MODE_KIND.items():
+            decisions = [decision_from(cache.records[k]) for k in keys[(variant, kind)]]
+            shipped = threshold is not None and variant == "adapter" and threshold.mode == mode
+            name = variant if mode == "lead" else f"{variant}_{mode}"
+            decision[name] = decision_metrics(decisions, rows, threshold.refusal_threshold if shipped else None)
     for variant in VARIANTS:
         preds = [cache.records[k]["prediction"] for k in keys[(variant, "generation")]]
         scores = [score_example(p, r) for p, r in zip(preds, rows)]
@@ -193,6 +261,9 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
             if losses:
                 entry["answer_nll"], entry["answer_tokens"] = losses[i]
             records[i][variant] = entry
+    if decided:
+        for record, row, pred in zip(records, rows, decided):
+            record["adapter_decided"] = {"prediction": pred, "scores": score_example(pred, row).to_dict()}
 
     answerable = sum(bool(r["answerable"]) for r in rows)
     metrics = side_by_side(aggregated["base"], aggregated["adapter"])
@@ -207,6 +278,12 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
         "counts": {"examples": len(rows), "answerable": answerable, "unanswerable": len(rows) - answerable},
         "metrics": metrics,
         "baselines": baselines,
+        # What the models' own probabilities decide (dataset_builder/decision.py): refusal AUC, constrained
+        # citation, and at the adapter's shipped threshold the decided refusal figures.
+        "decision": decision,
+        "decision_threshold": asdict(threshold) if threshold is not None else None,
+        # Free generation of the adapter vs its decided generation (threshold + constrained citation).
+        "decided": aggregate([score_example(p, r) for p, r in zip(decided, rows)], rows, decided) if decided else None,
         "cache": stats,
         "predictions_file": "predictions.jsonl",
         "plots": [],

@@ -309,13 +309,26 @@ def _sha256(path: Path) -> str:
 
 
 def print_metrics(results: dict) -> None:
+    """Free generation of base and adapter, then the headline figures of the decided adapter beside the
+    trivial baselines (a figure that does not beat a rule is not a gain)."""
     metrics = results.get("metrics", {})
     if not metrics:
         return
-    print(f"  {'metric':<22}{'base':>10}{'adapter':>10}")
+    print(f"  {'metric':<32}{'base':>10}{'adapter':>10}")
     for name, row in metrics.items():
         if isinstance(row, dict) and "base" in row and "adapter" in row:
-            print(f"  {name:<22}{_fmt(row['base']):>10}{_fmt(row['adapter']):>10}")
+            print(f"  {name:<32}{_fmt(row['base']):>10}{_fmt(row['adapter']):>10}")
+    decided, baselines = results.get("decided") or {}, results.get("baselines") or {}
+    decision = (results.get("decision") or {}).get("adapter") or {}
+    if decided or baselines:
+        names = list(baselines)
+        print(f"\n  {'headline (test split)':<32}{'decided':>10}" + "".join(f"{n[:14]:>16}" for n in names))
+        for key in ("citation_accuracy_multi", "refusal_f1", "needless_refusal_rate", "f1_gr", "answered_correctness"):
+            cells = "".join(f"{_fmt((baselines[n].get('metrics') or baselines[n]).get(key)):>16}" for n in names)
+            print(f"  {key:<32}{_fmt(decided.get(key)):>10}{cells}")
+    if decision:
+        print(f"  adapter refusal AUC {_fmt(decision.get('refusal_auc'))}, constrained citation accuracy (2+ chunks) "
+              f"{_fmt(decision.get('constrained_citation_accuracy_multi'))}, threshold {_fmt(decision.get('refusal_threshold'))}")
 
 
 def _fmt(value) -> str:

@@ -216,9 +216,9 @@ def test_rerun_resumes_from_cache_without_generating(tiny):
         fh.write('{"key": "torn')
     assert rag_de(evaluate_args(tiny, out, "--limit", "3")) == 0
     second = json.loads((out / "results.json").read_text())
-    # 3 examples x (generation, decision, loss), all from the cache
-    assert second["cache"]["base"] == {"cache_hits": 9, "generated": 0, "generation_seconds": 0.0,
-                                       "decision_seconds": 0.0, "loss_seconds": 0.0}
+    # 3 examples x (generation, decision, evidence, loss), all from the cache
+    assert second["cache"]["base"] == {"cache_hits": 12, "generated": 0, "generation_seconds": 0.0,
+                                       "decision_seconds": 0.0, "evidence_seconds": 0.0, "loss_seconds": 0.0}
     assert second["cache"]["adapter"]["generated"] == 0
     assert second["metrics"] == first["metrics"]
     # Six more examples than cached: only the missing three are generated.

@@ -412,17 +412,24 @@ def peak_memory_gb(device: str) -> float:
 
 def tune_decision(trainer, conf: TrainConfig, run: "Run"):
     """The refusal threshold that maximizes F1-GR on the whole eval split (evaluation.decisions)."""
+    from dataset_builder.decision import DECISION_FILE as DECISION_FILE_NAME
     from evaluation.decisions import tune_on_rows
 
     splits, _ = data_mod.load_splits(run.dataset, conf.data.revision)
     rows = list(splits[conf.data.eval_split])
     where = f"{Path(run.dataset).name if Path(run.dataset).exists() else run.dataset} [{conf.data.eval_split}]"
     trainer.model.eval()
-    decision, _ = tune_on_rows(trainer.model, trainer.processing_class, rows, where)
-    log(f"refusal threshold {decision.refusal_threshold:.3f} (F1-GR {decision.objective_value:.3f}, refusal AUC "
-        f"{decision.refusal_auc}, constrained citation accuracy on 2+ chunks {decision.citation_accuracy_multi}) "
-        f"tuned on {decision.tuned_on}")
+    decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where)
+    for t in tuned.values():
+        log(f"{t.mode} decisions on {where}: refusal threshold {t.refusal_threshold:.3f}, F1-GR "
+            f"{_fmt(t.objective_value)}, refusal AUC {_fmt(t.refusal_auc)}, constrained citation accuracy on 2+ "
+            f"chunks {_fmt(t.citation_accuracy_multi)}")
+    log(f"shipping the {decision.mode} decisions with the adapter ({DECISION_FILE_NAME})")
     return decision
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict, decision=None) -> None:
