@@ -84,6 +84,7 @@ def main() -> int:
     parser.add_argument("--dtypes", default="f32,f16,q8_0", help="GGUF types to export and compare")
     parser.add_argument("--lora-b", type=float, default=0.02, help="the random adapter's B ~ U(-b, b)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (exports, ~2 GB) for a look")
     args = parser.parse_args()
 
     import torch
@@ -179,6 +180,12 @@ def main() -> int:
           f"logits (|logit| up to {f64['max_abs_logit']:.0f})")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if args.keep:
+        print(f"exports kept in {work}")
+    else:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
