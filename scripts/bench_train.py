@@ -275,7 +275,7 @@ def print_table(rows: dict[str, dict], baseline: str) -> None:
 
 
 def longest_sequence(model_dir: Path, work: Path, steps: int, lengths: tuple[int, ...],
-                     extra: dict | None = None, timeout: int = 1800) -> tuple[int, dict]:
+                     extra: dict | None = None, timeout: int = 1800, progress=None) -> tuple[int, dict]:
     """Largest single-example length (one packed row) whose training peak stays within 22 GiB, and the
     figures of every length tried (ascending; the search stops at the first that fails or exceeds)."""
     import pandas as pd
@@ -310,11 +310,13 @@ def longest_sequence(model_dir: Path, work: Path, steps: int, lengths: tuple[int
             break
         best = length
         print(f"[bench] {length} tokens: peak {r['peak_memory_gib']:.1f} GiB")
+        if progress:
+            progress(best, tried)
     return best, tried
 
 
 def append_json(path: str | None, record: dict) -> None:
-    """One JSON line per run, appended (scripts/gpu_check.sh collects them)."""
+    """One JSON line, appended: the whole record so far (scripts/gpu_check.sh keeps the last line's keys)."""
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -391,6 +393,7 @@ def main() -> int:
             data["max_length"] = shape.preset_max_length
         rows[name] = run_variant(name, preset, merge(merge(common, {"data": data}), extra), steps, work,
                                  timeout=args.variant_timeout)
+        append_json(args.json, {**record, "variants": rows})   # what is done survives a later timeout
     if names:
         print_table(rows, REFERENCE_NAME)
         record["variants"] = rows
@@ -403,7 +406,9 @@ def main() -> int:
     if args.only_longest or not args.skip_longest:
         lengths = (tuple(int(x) for x in args.longest_lengths.split(",")) if args.longest_lengths
                    else shape.longest)
-        best, tried = longest_sequence(model_dir, work, steps, lengths, extra=common, timeout=args.variant_timeout)
+        best, tried = longest_sequence(
+            model_dir, work, steps, lengths, extra=common, timeout=args.variant_timeout,
+            progress=lambda b, t: append_json(args.json, {**record, "longest_seq_tokens": b, "longest_tried": t}))
         record.update(longest_seq_tokens=best, longest_tried=tried, longest_limit_gib=LONGEST_LIMIT_GIB)
         print(f"\nlongest single sequence within {LONGEST_LIMIT_GIB:.0f} GiB (GPU preset): {best} tokens")
     append_json(args.json, record)

@@ -2,11 +2,15 @@
 # The GPU path, checked on a GPU in one command (issue 16), or its CPU smoke run (--smoke, what CI runs).
 #
 #   scripts/gpu_check_wheels.sh          # here, once: the wheels the GPU machine lacks -> .whl/ (git-ignored)
-#   scripts/gpu_check.sh                 # on the GPU machine (carry .whl): about 11.5 minutes
+#   scripts/gpu_check.sh                 # on the GPU machine (carry .whl): at most 570 s, one device call
+#   scripts/gpu_check.sh --only train_longest   # a later call: only these steps (install and env always run)
 #   scripts/gpu_check.sh --smoke         # anywhere, CPU: tiny model, same steps, a few minutes on 2 cores
+# With the session's device tool: run(command="scripts/gpu_check.sh", carry=[".whl"], timeout_s=600).
 #
 # Steps, each under its own `timeout` (and all within GPU_CHECK_BUDGET_S), so one failure or hang does not
-# eat the others; a failed step is recorded and the next one runs:
+# eat the others; a failed step is recorded and the next one runs. The default budget (570 s) fits one
+# device call (at most 600 s a command); steps that do not fit are recorded as skipped (train_longest,
+# last, usually is: run it in a second call with --only train_longest, or set GPU_CHECK_BUDGET_S=700):
 #   env            python, torch, CUDA device, and the version of every package the steps import
 #   install        (GPU) pip install --no-index --no-deps .whl/*.whl into $GPU_CHECK_SITE, put on PYTHONPATH
 #   bench_train    scripts/bench_train.py --gpu: reference recipe vs the GPU preset through the real
@@ -21,19 +25,25 @@
 #   {"step", "status": ok|failed|timeout|skipped, "rc", "seconds", "limit_s", "figures": {...}, "log_tail"}
 # and one log per step (<step>.log). At most 8 files: what the device tool brings back.
 # Settings (environment): PYTHON (default: ./.venv/bin/python if present, else python3), GPU_CHECK_WORK
-# (scratch, default /tmp/gpu-check-$MODE; the GPU run needs ~35 GB), GPU_CHECK_BUDGET_S (default 690 on a
+# (scratch, default /tmp/gpu-check-$MODE; the GPU run needs ~35 GB), GPU_CHECK_BUDGET_S (default 570 on a
 # GPU), GPU_CHECK_LIMIT_<STEP> (seconds per step), GPU_CHECK_ABLATIONS=1 (also: preset without Liger, preset
 # with sdpa), GPU_CHECK_SITE (default /tmp/gpu-check-site).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 MODE=gpu
-case "${1:-}" in
-  --smoke) MODE=smoke ;;
-  "") ;;
-  -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
-  *) echo "gpu_check.sh: error: unknown argument '$1', run: scripts/gpu_check.sh [--smoke]" >&2; exit 2 ;;
-esac
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) MODE=smoke ;;
+    --only) ONLY=",${2:-},"; shift ;;
+    --only=*) ONLY=",${1#--only=}," ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "gpu_check.sh: error: unknown argument '$1', in the command line; use: scripts/gpu_check.sh" \
+         "[--smoke] [--only STEP,STEP]" >&2; exit 2 ;;
+  esac
+  shift
+done
 OUT="${OUT:-$ROOT/gpu_check_out}"
 WORK="${GPU_CHECK_WORK:-/tmp/gpu-check-$MODE}"
 SITE="${GPU_CHECK_SITE:-/tmp/gpu-check-site}"
@@ -44,7 +54,7 @@ mkdir -p "$OUT" "$WORK"
 FIGURES="$OUT/figures.jsonl"
 : > "$FIGURES"
 STARTED=$(date +%s)
-if [ "$MODE" = gpu ]; then BUDGET="${GPU_CHECK_BUDGET_S:-690}"; else BUDGET="${GPU_CHECK_BUDGET_S:-1500}"; fi
+if [ "$MODE" = gpu ]; then BUDGET="${GPU_CHECK_BUDGET_S:-570}"; else BUDGET="${GPU_CHECK_BUDGET_S:-2400}"; fi
 
 # Isolated Hub/cache state; the pipeline step starts its own local Hub and points its commands at it.
 unset HF_ENDPOINT HF_TOKEN
@@ -85,6 +95,10 @@ step() {
   [ "$limit" -le "$left" ] || limit="$left"
   local log="$OUT/$name.log" figs="$WORK/$name.jsonl"
   rm -f "$figs"
+  if [ -n "$ONLY" ] && [[ "$ONLY" != *",$name,"* ]] && [ "$name" != install ] && [ "$name" != env ]; then
+    record "$name" skipped 0 0 0 "" "" "not in --only ${ONLY:1:-1}"
+    return 0
+  fi
   if [ "$limit" -lt 20 ]; then
     echo "[gpu_check] $name: skipped, the budget of ${BUDGET}s is spent"
     record "$name" skipped 0 0 "$limit" "" "" "GPU_CHECK_BUDGET_S=${BUDGET}s spent before this step"
@@ -92,13 +106,13 @@ step() {
   fi
   echo "[gpu_check] $name (limit ${limit}s): $*"
   local t0 rc status
-  t0=$(date +%s.%N)
+  t0=$(date +%s%N)
   FIGS="$figs" timeout --kill-after=20 "$limit" "$@" > "$log" 2>&1
   rc=$?
   case "$rc" in 0) status=ok ;; 124|137) status=timeout ;; *) status=failed ;; esac
-  local secs
-  secs=$(echo "$(date +%s.%N) - $t0" | bc)
-  echo "[gpu_check] $name: $status (rc $rc, ${secs%.*}s)"
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  local secs="$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+  echo "[gpu_check] $name: $status (rc $rc, ${secs}s)"
   record "$name" "$status" "$rc" "$secs" "$limit" "$figs" "$log"
 }
 
@@ -149,19 +163,19 @@ export SITE
 
 if [ "$MODE" = gpu ]; then
   echo "[gpu_check] GPU run, budget ${BUDGET}s, work $WORK, figures $FIGURES"
-  step install 90 bash -c install_wheels
+  step install 45 bash -c install_wheels
   export PYTHONPATH="$SITE:$PYTHONPATH"
-  step env 60 bash -c env_report
+  step env 30 bash -c env_report
   VARIANTS="reference,preset"
   [ "${GPU_CHECK_ABLATIONS:-0}" = 1 ] && VARIANTS="reference,preset,preset without liger,preset with sdpa"
-  step bench_train 270 bash -c '"$PYTHON" scripts/bench_train.py --gpu --steps 6 --variants "$1" --skip-longest \
-    --work "$WORK/train" --variant-timeout 200 --json "$FIGS"' _ "$VARIANTS"
-  step bench_demo 180 bash -c '"$PYTHON" scripts/bench_demo.py --gpu --work_dir "$WORK/demo" --new_tokens 64 \
+  step bench_train 200 bash -c '"$PYTHON" scripts/bench_train.py --gpu --steps 6 --variants "$1" --skip-longest \
+    --work "$WORK/train" --variant-timeout 150 --json "$FIGS"' _ "$VARIANTS"
+  step bench_demo 150 bash -c '"$PYTHON" scripts/bench_demo.py --gpu --work_dir "$WORK/demo" --new_tokens 64 \
     --repeats 2 --json "$FIGS"'
   step pipeline 150 bash -c '"$PYTHON" scripts/gpu_check_pipeline.py --work "$WORK/pipeline" --steps 4 \
     --eval-limit 4 --max-new-tokens 24 --json "$FIGS"'
-  step train_longest 120 bash -c '"$PYTHON" scripts/bench_train.py --gpu --only-longest --steps 2 \
-    --longest-lengths 8192,16384,32768 --work "$WORK/train" --variant-timeout 110 --json "$FIGS"'
+  step train_longest 150 bash -c '"$PYTHON" scripts/bench_train.py --gpu --only-longest --steps 2 \
+    --longest-lengths 8192,16384,32768 --work "$WORK/train" --variant-timeout 140 --json "$FIGS"'
 else
   echo "[gpu_check] CPU smoke run (tiny model), work $WORK, figures $FIGURES"
   record install skipped 0 0 0 "" "" "smoke: the packages come from $PYTHON's environment"
