@@ -11,7 +11,8 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-from dataset_builder.contract import parse_answer, render_prompt_text
+from dataset_builder.contract import REFUSAL, parse_answer, render_prompt_text
+from dataset_builder.decision import LEAD_OPEN
 from demo_space.documents import UploadError, document_chunks
 from demo_space.generation import Generator, Sampling
 from demo_space.render import final_answer_markdown, sources_html, streaming_markdown
@@ -38,11 +39,12 @@ class DemoService:
     """The request handlers, independent of the page layout (one instance per app)."""
 
     def __init__(self, settings: DemoSettings, generator: Generator, index: ChunkIndex | None,
-                 corpus_note: str = ""):
+                 corpus_note: str = "", decision=None):
         self.settings = settings
         self.generator = generator
         self.index = index
         self.corpus_note = corpus_note
+        self.decision = decision   # the adapter's tuned threshold (DecisionThreshold), None: free generation
 
     # -- uploads -----------------------------------------------------------------------------------
     def upload(self, files) -> tuple[ChunkIndex | None, str]:
@@ -108,8 +110,18 @@ class DemoService:
 
         answer = ""
         try:
-            for answer in self.generator.stream(prompt, sampling, use_adapter=True):
-                yield notice, streaming_markdown(answer), "", sources
+            lead = ""
+            if self.decision is not None:   # the adapter's own probabilities decide first (settings.decide)
+                number = self.generator.decide(question, chunks, self.decision)
+                if number is None:
+                    answer = REFUSAL
+                    yield notice, streaming_markdown(answer), "", sources
+                else:
+                    lead = f"{LEAD_OPEN}{number}]"
+            if answer != REFUSAL:
+                for text in self.generator.stream(prompt + lead, sampling, use_adapter=True):
+                    answer = lead + text
+                    yield notice, streaming_markdown(answer), "", sources
         except Exception as exc:
             log.exception("generation failed")
             yield f"⚠️ Bei der Antwort ist ein Fehler aufgetreten ({type(exc).__name__}). Bitte erneut versuchen.", \
@@ -155,7 +167,15 @@ def build_app(settings: DemoSettings, model=None, tokenizer=None, index: ChunkIn
         except Exception as exc:  # the app still serves uploads
             log.warning("could not load dataset %s: %s", settings.dataset, exc)
             corpus_note = f"{settings.dataset} nicht ladbar: {type(exc).__name__}"
-    service = DemoService(settings, Generator(model, tokenizer, settings), index, corpus_note)
+    decision = None
+    if settings.decide == "auto" and settings.adapter:
+        from dataset_builder.decision import load_threshold
+
+        try:
+            decision = load_threshold(settings.adapter, settings.adapter_revision)
+        except Exception as exc:  # an unreadable file means free generation, said in the log
+            log.warning("no decision threshold from %s: %s", settings.adapter, exc)
+    service = DemoService(settings, Generator(model, tokenizer, settings), index, corpus_note, decision)
     adapter_line = f"Adapter `{settings.adapter}`" if settings.adapter else "ohne Adapter"
     with gr.Blocks(title="spaces-rag-de · Modulkatalog-Assistent") as app:
         gr.Markdown(INTRO + f"\n\n<small>Basismodell `{settings.base_model}` (4-bit {settings.quantization.upper()}"

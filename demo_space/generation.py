@@ -77,6 +77,22 @@ class Generator:
     def _adapter_context(self, use_adapter: bool):
         return self.model.disable_adapter() if (self.has_adapter and not use_adapter) else nullcontext()
 
+    def decide(self, question: str, chunks, threshold) -> int | None:
+        """The adapter's decision (`dataset_builder.decision`, the reading the threshold was tuned for):
+        the chunk number to cite, or None to refuse."""
+        from dataset_builder.contract import render_prompt_text
+        from dataset_builder.decision import decide, decide_by_evidence
+
+        if not chunks:
+            return None
+        with self._lock, self._adapter_context(True):
+            if threshold.mode == "evidence":
+                decision = decide_by_evidence(self.model, self.tokenizer, question, chunks)
+            else:
+                prompt = render_prompt_text(self.tokenizer, question, chunks)
+                decision = decide(self.model, self.tokenizer, [prompt], [len(chunks)])[0]
+        return None if decision.refuses(threshold.refusal_threshold) else decision.citation
+
     def encode(self, prompt_text: str):
         # The contract's prompt text already holds the chat template's special tokens.
         return self.tokenizer(prompt_text, return_tensors="pt", add_special_tokens=False).input_ids.to(self.device)

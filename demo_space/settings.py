@@ -64,6 +64,11 @@ class DemoSettings:
         "env": "RAG_DE_CHUNK_MAX_TOKENS", "help": "chunk size (words) for uploaded documents"})
     max_upload_mb: float = field(default=20.0, metadata={
         "env": "RAG_DE_MAX_UPLOAD_MB", "help": "largest accepted upload per file"})
+    decide: Literal["auto", "off"] = field(default="auto", metadata={
+        "env": "RAG_DE_DECIDE",
+        "help": "auto: when the adapter ships a tuned threshold (rag_de_decision.json), its own probabilities "
+                "decide answer-or-refuse and the cited chunk (among those shown) before it writes; off: free "
+                "generation"})
     concurrency_limit: int = field(default=1, metadata={
         "env": "RAG_DE_CONCURRENCY", "help": "answers generated at once (queue concurrency of the ask event)"})
 

@@ -162,3 +162,30 @@ def test_ask_flow_bad_inputs_and_citation(tiny):
     long = list(service.ask("Wie viele ECTS hat DS-101? " + "x" * 20_000, None, False, 8, 0.0, 0.9, 2))
     assert "20.027 Zeichen" in long[-1][0] and "300 Zeichen gekürzt" in long[-1][0]
     assert "DS-101" in long[-1][3] and long[-1][1]
+
+
+def test_ask_decides_with_the_adapters_threshold(tiny):
+    """With a shipped threshold the model's own probabilities decide: below it the answer continues a forced
+    `Laut Abschnitt [n]` with n among the shown chunks; above it the refusal, without generating."""
+    from dataset_builder.contract import REFUSAL, parse_answer
+    from dataset_builder.decision import DecisionThreshold
+    from demo_space.app import DemoService
+    from demo_space.generation import Generator
+    from demo_space.retrieval import ChunkIndex
+    from demo_space.settings import DemoSettings
+
+    model, tokenizer = tiny
+    settings = DemoSettings()
+    index = ChunkIndex(catalog_chunks())
+    for mode in ("lead", "evidence"):
+        answer_all = DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode)
+        service = DemoService(settings, Generator(model, tokenizer, settings), index, decision=answer_all)
+        final = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))[-1]
+        streamed = [u[1] for u in service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2)]
+        assert any("Laut Abschnitt [" in s for s in streamed)
+        cited = parse_answer(streamed[-2].replace("▌", "")).cited
+        assert cited and 1 <= cited[0] <= 2, final
+        refuse_all = DecisionThreshold(refusal_threshold=float("-inf"), tuned_on="test", mode=mode)
+        service = DemoService(settings, Generator(model, tokenizer, settings), index, decision=refuse_all)
+        updates = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))
+        assert any(REFUSAL in u[1] for u in updates)
