@@ -136,9 +136,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     # 3. Generate (and score loss) only what is missing.
     if any(pending.values()):
         from evaluation.inference import answer_nll, generate_batch
-        from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm
+        from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm
 
-        quant = QuantizationSettings(kind=config.quantization, compute_dtype=compute_dtype)
+        quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=compute_dtype)
         model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
         model = load_adapter(model, config.adapter, revision=config.adapter_revision)
         model.eval()
@@ -212,9 +212,9 @@ def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold,
         from evaluation.inference import generate_batch
 
         if model is None:
-            from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm
+            from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm
 
-            quant = QuantizationSettings(kind=config.quantization, compute_dtype=config.compute_dtype)
+            quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=config.compute_dtype)
             model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
             model = load_adapter(model, config.adapter, revision=config.adapter_revision).eval()
         bar = tqdm(total=len(todo), desc="adapter: decided generation", unit="ex")

@@ -15,7 +15,7 @@ Quantization = Literal["nf4", "fp4", "none"]
 
 
 @dataclass
-class QuantizationSettings:
+class LoadQuantizationConfig:
     """The reference recipe's bitsandbytes settings (NF4, double quantization, bf16 compute)."""
 
     kind: Quantization = "nf4"
@@ -35,18 +35,18 @@ def torch_dtype(name: str):
         raise ValueError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from None
 
 
-def bnb_config(settings: QuantizationSettings):
+def bnb_config(config: LoadQuantizationConfig):
     """A `BitsAndBytesConfig` for the settings, or None when `kind == "none"`."""
-    if settings.kind == "none":
+    if config.kind == "none":
         return None
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type=settings.kind,
-        bnb_4bit_use_double_quant=settings.double_quant,
-        bnb_4bit_compute_dtype=torch_dtype(settings.compute_dtype),
-        llm_int8_skip_modules=list(settings.skip_modules) or None,
+        bnb_4bit_quant_type=config.kind,
+        bnb_4bit_use_double_quant=config.double_quant,
+        bnb_4bit_compute_dtype=torch_dtype(config.compute_dtype),
+        llm_int8_skip_modules=list(config.skip_modules) or None,
     )
 
 
@@ -101,13 +101,13 @@ def load_tokenizer(name_or_path: str, revision: str | None = None, padding_side:
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, quantization: QuantizationSettings | None = None,
+def load_causal_lm(name_or_path: str, quantization: LoadQuantizationConfig | None = None,
                    dtype: str = "float32", device: str | None = None, revision: str | None = None,
                    attn_implementation: str | None = None, tokenizer=None):
     """Load the base model, 4-bit when `quantization.kind != "none"`, on `device` (default: cuda if any)."""
     from transformers import AutoModelForCausalLM
 
-    quantization = quantization or QuantizationSettings(kind="none")
+    quantization = quantization or LoadQuantizationConfig(kind="none")
     device = device or default_device()
     kwargs = {}
     if attn_implementation:

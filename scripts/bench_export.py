@@ -35,10 +35,10 @@ def random_adapter(base: str, out: Path, b: float, seed: int = 0) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from rag_de.modeling import QuantizationSettings, load_causal_lm
+    from rag_de.modeling import LoadQuantizationConfig, load_causal_lm
 
     torch.manual_seed(seed)
-    model = load_causal_lm(base, QuantizationSettings(kind="none"), dtype="float32", device="cpu")
+    model = load_causal_lm(base, LoadQuantizationConfig(kind="none"), dtype="float32", device="cpu")
     peft_model = get_peft_model(model, LoraConfig(r=12, lora_alpha=10, target_modules="all-linear",
                                                   init_lora_weights=False, task_type="CAUSAL_LM"))
     with torch.no_grad():
@@ -92,7 +92,7 @@ def main() -> int:
 
     from dataset_builder.contract import contexts_from_column, render_prompt_text
     from evaluation.inference import generate_batch
-    from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm, load_tokenizer
+    from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm, load_tokenizer
     from serving.config import GGUFExportConfig, MergedExportConfig
     from serving.export import export_gguf, export_merged
 
@@ -110,7 +110,7 @@ def main() -> int:
     texts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows]
 
     base = load_causal_lm(merged_facts["base"],
-                          QuantizationSettings(kind="none"), dtype="float32", device="cpu", tokenizer=tokenizer)
+                          LoadQuantizationConfig(kind="none"), dtype="float32", device="cpu", tokenizer=tokenizer)
     reference = load_adapter(base, adapter).eval()
     ref_logits = position_logits(reference, tokenizer, texts)
     started = time.perf_counter()
@@ -121,7 +121,7 @@ def main() -> int:
     del reference, base
     # The same merge in float64: shows the merge itself is exact, and how far each fp32 path is from the exact
     # values (the fp32 rounding noise any two ways of computing the same function differ by).
-    base64 = load_causal_lm(merged_facts["base"], QuantizationSettings(kind="none"), dtype="float32", device="cpu",
+    base64 = load_causal_lm(merged_facts["base"], LoadQuantizationConfig(kind="none"), dtype="float32", device="cpu",
                             tokenizer=tokenizer).to(torch.float64)
     reference64 = load_adapter(base64, adapter).eval()
     ref64 = position_logits(reference64, tokenizer, texts)

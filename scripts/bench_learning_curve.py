@@ -68,12 +68,12 @@ def measure(run: Path, data: Path) -> dict:
     from evaluation.thresholds import tune_threshold
     from peft import PeftModel
     from rag_de.base_model import EMBEDDED_MODEL_ID
-    from rag_de.modeling import QuantizationSettings, load_causal_lm, load_tokenizer
+    from rag_de.modeling import LoadQuantizationConfig, load_causal_lm, load_tokenizer
 
     splits = load_built(data)
     val, test = list(splits["validation"]), list(splits["test"])
     tokenizer = load_tokenizer(EMBEDDED_MODEL_ID)
-    quant = QuantizationSettings(kind="nf4", compute_dtype="float32")
+    quant = LoadQuantizationConfig(kind="nf4", compute_dtype="float32")
     checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     points = []
     for step, folder in [(0, None)] + [(int(p.name.split("-")[1]), p) for p in checkpoints]:

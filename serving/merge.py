@@ -72,7 +72,7 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 def load_and_merge(plan: ExportPlan, conf: ExportSource) -> MergeResult:
     """Base (full precision) + adapter -> merged model, with the logit check on `conf.verify_prompts` prompts."""
     from evaluation.runner import load_tokenizer_for
-    from rag_de.modeling import (QuantizationSettings, default_device, load_adapter, load_causal_lm,
+    from rag_de.modeling import (LoadQuantizationConfig, default_device, load_adapter, load_causal_lm,
                                  resolve_compute_dtype)
 
     device = conf.device or default_device()
@@ -81,7 +81,7 @@ def load_and_merge(plan: ExportPlan, conf: ExportSource) -> MergeResult:
     started = time.perf_counter()
     tokenizer = load_tokenizer_for(SimpleNamespace(adapter=plan.adapter, adapter_revision=plan.adapter_revision,
                                                    base=plan.base))
-    model = load_causal_lm(plan.base, QuantizationSettings(kind="none"), dtype=dtype, device=device,
+    model = load_causal_lm(plan.base, LoadQuantizationConfig(kind="none"), dtype=dtype, device=device,
                            tokenizer=tokenizer)
     peft_model = load_adapter(model, plan.adapter, revision=plan.adapter_revision).eval()
     seconds["load"] = time.perf_counter() - started

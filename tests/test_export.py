@@ -82,10 +82,10 @@ def greedy(model, tokenizer, texts) -> list[list[int]]:
 
 
 def base_plus_adapter(stack):
-    from rag_de.modeling import QuantizationSettings, load_adapter, load_causal_lm, load_tokenizer
+    from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(stack["base"])   # the tiny adapter ships no tokenizer
-    model = load_causal_lm(stack["base"], QuantizationSettings(kind="none"), dtype="float32", device="cpu",
+    model = load_causal_lm(stack["base"], LoadQuantizationConfig(kind="none"), dtype="float32", device="cpu",
                            tokenizer=tokenizer)
     return load_adapter(model, stack["adapter"]).eval(), tokenizer
 

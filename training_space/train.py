@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from rag_de.atomic import atomic_dir, write_json, write_text
 from rag_de.base_model import hub_id
 from rag_de.config import ConfigError
-from rag_de.modeling import QuantizationSettings
+from rag_de.modeling import LoadQuantizationConfig
 from training_space import data as data_mod
 from training_space.config import CPU_PRESET, TrainConfig, distributed_backend, target_device, validate
 
@@ -34,7 +34,7 @@ HUB_CHECKPOINT_DIR = "last-checkpoint"   # where hub_strategy="checkpoint" pushe
 
 def load_config(path: str | os.PathLike | None, overrides: dict | None = None) -> TrainConfig:
     """Defaults (reference recipe) <- YAML (default: the CPU preset) <- CLI overrides."""
-    return cfg.load(TrainConfig, path or CPU_PRESET, overrides)
+    return config_lib.load(TrainConfig, path or CPU_PRESET, overrides)
 
 
 def log(msg: str) -> None:
@@ -59,12 +59,12 @@ def bnb_4bit_works(device: str) -> bool:
         return False
 
 
-def quantization_settings(conf: TrainConfig, device: str) -> tuple[QuantizationSettings, str | None]:
+def quantization_settings(config: TrainConfig, device: str) -> tuple[LoadQuantizationConfig, str | None]:
     """The 4-bit settings this machine runs, and why they differ from the config (None: as configured).
 
-    `conf` is not changed: a fallback is printed and recorded in train_summary.json (`fallbacks`).
+    `config` is not changed: a fallback is printed and recorded in train_summary.json (`fallbacks`).
     """
-    q = conf.quantization
+    q = config.quantization
     if q.kind != "none" and not bnb_4bit_works(device):
         if not q.cpu_fallback:
             raise ConfigError(f"quantization.kind={q.kind} but bitsandbytes 4-bit does not run on {device}; "
@@ -72,13 +72,13 @@ def quantization_settings(conf: TrainConfig, device: str) -> tuple[QuantizationS
         note = (f"quantization.kind={q.kind} -> none: bitsandbytes 4-bit does not run on {device}, so this run "
                 "trains non-quantized LoRA (quantization.cpu_fallback=true)")
         log(f"FALLBACK: {note}")
-        return QuantizationSettings(kind="none"), note
-    return QuantizationSettings(kind=q.kind, double_quant=q.double_quant, compute_dtype=q.compute_dtype), None
+        return LoadQuantizationConfig(kind="none"), note
+    return LoadQuantizationConfig(kind=q.kind, double_quant=q.double_quant, compute_dtype=q.compute_dtype), None
 
 
-def optimizer_for(conf: TrainConfig, device: str) -> tuple[str, str | None]:
+def optimizer_for(config: TrainConfig, device: str) -> tuple[str, str | None]:
     """The optimizer this device runs, and why it differs from training.optim (None: as configured)."""
-    optim = conf.training.optim
+    optim = config.training.optim
     if optim.startswith("paged_") and not device.startswith("cuda"):
         note = f"training.optim={optim} -> adamw_torch: paged optimizers page their state through CUDA ({device})"
         log(f"FALLBACK: {note}")
@@ -108,7 +108,7 @@ def check_trackers(report_to: list[str]) -> list[str]:
     return wanted or ["none"]
 
 
-def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, optim: str | None = None,
+def sft_config(config: TrainConfig, device: str, eos_token: str, has_eval: bool, optim: str | None = None,
                in_order: bool = False):
     """TrainConfig -> TRL SFTConfig: the one place where our keys meet transformers/TRL's.
 
@@ -116,7 +116,7 @@ def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, o
     """
     from trl import SFTConfig
 
-    t, d = conf.training, conf.data
+    t, d = config.training, config.data
     on_cuda = device.startswith("cuda")
     bf16 = t.bf16 if t.bf16 is not None else (on_cuda and _cuda_bf16())
     optim = optim or t.optim
@@ -157,9 +157,9 @@ def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, o
         dataloader_num_workers=t.dataloader_num_workers,
         # counterfactual groups are adjacent in the data (data.keep_variants_together): keep that order
         train_sampling_strategy="sequential" if in_order else "random",
-        report_to=check_trackers(conf.tracking.report_to),
-        run_name=conf.tracking.run_name,
-        project=conf.tracking.project,
+        report_to=check_trackers(config.tracking.report_to),
+        run_name=config.tracking.run_name,
+        project=config.tracking.project,
         # Data: conversational prompt-completion rows, loss on the completion (answer + end-of-turn) only.
         max_length=d.max_length,
         packing=d.packing,
@@ -168,10 +168,10 @@ def sft_config(conf: TrainConfig, device: str, eos_token: str, has_eval: bool, o
         completion_only_loss=True,
         eos_token=eos_token,
         # Hub: each checkpoint is pushed (as last-checkpoint/) only when asked; the final push is ours.
-        push_to_hub=bool(conf.hub.model_id and conf.hub.push_each_save),
-        hub_model_id=conf.hub.model_id,
+        push_to_hub=bool(config.hub.model_id and config.hub.push_each_save),
+        hub_model_id=config.hub.model_id,
         hub_strategy="checkpoint",
-        hub_private_repo=conf.hub.private,
+        hub_private_repo=config.hub.private,
         disable_tqdm=False,
     )
 
@@ -198,25 +198,25 @@ def custom_collator(spec: str | None, tokenizer):
 # -----------------------------------------------------------------------------------------------
 # Resume: the last checkpoint in the run folder, else the Hub repo's last-checkpoint/
 
-def last_checkpoint(conf: TrainConfig) -> str | None:
+def last_checkpoint(config: TrainConfig) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
-    out = Path(conf.training.output_dir)
+    out = Path(config.training.output_dir)
     if out.is_dir():
         found = get_last_checkpoint(str(out))
         if found:
             return found
         if (out / HUB_CHECKPOINT_DIR / "trainer_state.json").exists():
             return str(out / HUB_CHECKPOINT_DIR)
-    if conf.hub.model_id:
+    if config.hub.model_id:
         from huggingface_hub import HfApi, snapshot_download
 
         api = HfApi()
-        if api.repo_exists(conf.hub.model_id):
-            files = api.list_repo_files(conf.hub.model_id)
+        if api.repo_exists(config.hub.model_id):
+            files = api.list_repo_files(config.hub.model_id)
             if any(f.startswith(f"{HUB_CHECKPOINT_DIR}/") for f in files):
-                log(f"resuming from {conf.hub.model_id}/{HUB_CHECKPOINT_DIR} on the Hub")
-                snapshot_download(conf.hub.model_id, allow_patterns=[f"{HUB_CHECKPOINT_DIR}/*"], local_dir=out)
+                log(f"resuming from {config.hub.model_id}/{HUB_CHECKPOINT_DIR} on the Hub")
+                snapshot_download(config.hub.model_id, allow_patterns=[f"{HUB_CHECKPOINT_DIR}/*"], local_dir=out)
                 return str(out / HUB_CHECKPOINT_DIR)
     return None
 
@@ -229,7 +229,7 @@ class Run:
     """A trainer ready to go, and what the run folder needs to know about how it was set up."""
 
     trainer: object
-    conf: TrainConfig
+    config: TrainConfig
     device: str
     quantization: str
     base_id: str
@@ -239,66 +239,66 @@ class Run:
     fallbacks: dict[str, str]   # what this machine runs differently from the config, and why
 
 
-def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
+def build_trainer(config: TrainConfig, resume: bool = False) -> Run:
     """Checks, tokenizer, data, base model, LoRA and the SFTTrainer; nothing trained yet."""
-    validate(conf)   # the config-only checks run first: a wrong config fails before torch is imported
-    device = target_device(conf)
-    if conf.model.dtype in ("bfloat16", "bf16") and not device.startswith("cuda"):
+    validate(config)   # the config-only checks run first: a wrong config fails before torch is imported
+    device = target_device(config)
+    if config.model.dtype in ("bfloat16", "bf16") and not device.startswith("cuda"):
         from training_space.config import cpu_supports_bf16
 
         if not cpu_supports_bf16():
-            raise ConfigError(f"model.dtype={conf.model.dtype} on {device} without native bf16: >6x slower. "
+            raise ConfigError(f"model.dtype={config.model.dtype} on {device} without native bf16: >6x slower. "
                               "Set model.dtype=float32 and quantization.compute_dtype=float32 (as the CPU "
                               f"preset {CPU_PRESET.name} does).")
 
     # 1. tokenizer and data: every input check happens here, before the model is loaded
     from rag_de.modeling import load_tokenizer
 
-    tokenizer = load_tokenizer(conf.model.name, revision=conf.model.revision, padding_side="right")
-    prepared = data_mod.prepare(conf.data, tokenizer, conf.model.name)
+    tokenizer = load_tokenizer(config.model.name, revision=config.model.revision, padding_side="right")
+    prepared = data_mod.prepare(config.data, tokenizer, config.model.name)
     train_rows, eval_rows, dataset_revision, dataset_name = (prepared.train, prepared.evaluation,
                                                             prepared.revision, prepared.dataset)
     eos_token = data_mod.end_of_turn_token(tokenizer)
-    collator = custom_collator(conf.data.collator, tokenizer)
-    quant, quant_note = quantization_settings(conf, device)
-    optim, optim_note = optimizer_for(conf, device)
+    collator = custom_collator(config.data.collator, tokenizer)
+    quant, quant_note = quantization_settings(config, device)
+    optim, optim_note = optimizer_for(config, device)
     fallbacks = {k: v for k, v in (("quantization", quant_note), ("optim", optim_note)) if v}
-    args = sft_config(conf, device, eos_token, has_eval=eval_rows is not None, optim=optim,
+    args = sft_config(config, device, eos_token, has_eval=eval_rows is not None, optim=optim,
                       in_order=prepared.in_order)
-    resume_from = last_checkpoint(conf) if resume else None
+    resume_from = last_checkpoint(config) if resume else None
     if resume and resume_from is None:
-        log(f"--resume: no checkpoint in {conf.training.output_dir} or on the Hub; starting from step 0")
+        log(f"--resume: no checkpoint in {config.training.output_dir} or on the Hub; starting from step 0")
     log(f"{len(train_rows)} train / {len(eval_rows) if eval_rows is not None else 0} eval rows from "
-        f"{dataset_name}; base {conf.model.name}; quantization {quant.kind}; device {device}")
+        f"{dataset_name}; base {config.model.name}; quantization {quant.kind}; device {device}")
 
     # 2. the base model (frozen, 4-bit NF4 unless quantization: none) and the LoRA adapter
     from peft import LoraConfig, prepare_model_for_kbit_training
     from rag_de.modeling import load_causal_lm
     from trl import SFTTrainer
 
-    model = load_causal_lm(conf.model.name, quant, dtype=conf.model.dtype, device=process_device(device),
-                           revision=conf.model.revision, attn_implementation=conf.model.attn_implementation,
+    model = load_causal_lm(config.model.name, quant, dtype=config.model.dtype, device=process_device(device),
+                           revision=config.model.revision, attn_implementation=config.model.attn_implementation,
                            tokenizer=tokenizer)
-    if quant.kind != "none" and conf.quantization.upcast_non_quantized:
+    if quant.kind != "none" and config.quantization.upcast_non_quantized:
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=conf.training.gradient_checkpointing,
+            model, use_gradient_checkpointing=config.training.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
-    targets = conf.lora.target_modules
-    lora = LoraConfig(r=conf.lora.r, lora_alpha=conf.lora.alpha, lora_dropout=conf.lora.dropout,
-                      bias=conf.lora.bias, task_type=conf.lora.task_type,
+    targets = config.lora.target_modules
+    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      bias=config.lora.bias, task_type=config.lora.task_type,
                       target_modules="all-linear" if targets == ["all-linear"] else targets)
 
     # 3. the trainer: TRL tokenizes prompt/completion with the chat template and masks the prompt
     trainer_class, extra = SFTTrainer, {}
-    if conf.training.decision_token_weight != 1.0:   # the decision tokens weighted up (objective.py says why)
+    if config.training.decision_token_weight != 1.0:   # the decision tokens weighted up (objective.py says why)
         from training_space.objective import DecisionPositions, weighted_trainer_class
 
         trainer_class = weighted_trainer_class()
-        extra = {"decision_weight": conf.training.decision_token_weight,
+        extra = {"decision_weight": config.training.decision_token_weight,
                  "decision_positions": DecisionPositions.from_tokenizer(tokenizer)}
     trainer = trainer_class(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
                             processing_class=tokenizer, peft_config=lora, data_collator=collator, **extra)
-    base_id = hub_id(conf.model.name)
+    base_id = hub_id(config.model.name)
     for peft_conf in trainer.model.peft_config.values():
         peft_conf.base_model_name_or_path = base_id   # the Hub id in every saved adapter_config.json
     if quant.kind != "none" and quant.compute_dtype in ("float32", "fp32"):
@@ -307,7 +307,7 @@ def build_trainer(conf: TrainConfig, resume: bool = False) -> Run:
         for param in trainer.model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
-    return Run(trainer, conf, device, quant.kind, base_id, dataset_name, dataset_revision, resume_from, fallbacks)
+    return Run(trainer, config, device, quant.kind, base_id, dataset_name, dataset_revision, resume_from, fallbacks)
 
 
 def token_counter(trainer):
@@ -332,13 +332,13 @@ def token_counter(trainer):
     return counter
 
 
-def train(conf: TrainConfig, resume: bool = False) -> Path:
+def train(config: TrainConfig, resume: bool = False) -> Path:
     """Train, write the run folder, push; returns the run folder."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run = build_trainer(conf, resume)   # every config and input check, before torch is imported
+    run = build_trainer(config, resume)   # every config and input check, before torch is imported
     import torch
 
-    trainer, device, run_dir = run.trainer, run.device, Path(conf.training.output_dir)
+    trainer, device, run_dir = run.trainer, run.device, Path(config.training.output_dir)
     tokens = token_counter(trainer)
     if trainer.is_world_process_zero():
         trainer.model.print_trainable_parameters()
@@ -352,8 +352,8 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
 
     # 5. the refusal threshold, tuned on the eval split from the model's own probabilities (main process)
     decision = None
-    if trainer.is_world_process_zero() and conf.training.tune_decision and conf.data.eval_split:
-        decision = tune_decision(trainer, conf, run)
+    if trainer.is_world_process_zero() and config.training.tune_decision and config.data.eval_split:
+        decision = tune_decision(trainer, config, run)
 
     # 6. the run folder and the push (main process only)
     if trainer.is_world_process_zero():
@@ -361,7 +361,7 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
             "base_model": run.base_id,
             "dataset": run.dataset if not Path(run.dataset).exists() else Path(run.dataset).name,
             "dataset_revision": run.dataset_revision,
-            "hub_model_id": conf.hub.model_id,
+            "hub_model_id": config.hub.model_id,
             "hardware": hardware(device),
             "quantization": run.quantization,
             "fallbacks": run.fallbacks,
@@ -377,9 +377,9 @@ def train(conf: TrainConfig, resume: bool = False) -> Path:
             "started_at": started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_run_folder(trainer, conf, run_dir, summary, decision)
-        if conf.hub.model_id:
-            push_run(run_dir, conf.hub.model_id, private=conf.hub.private)
+        write_run_folder(trainer, config, run_dir, summary, decision)
+        if config.hub.model_id:
+            push_run(run_dir, config.hub.model_id, private=config.hub.private)
     trainer.accelerator.wait_for_everyone()
     print(f"[train] rank {trainer.args.process_index}/{trainer.args.world_size} done at step "
           f"{trainer.state.global_step}", flush=True)
@@ -410,14 +410,14 @@ def peak_memory_gb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # Linux: KiB -> GiB (process RSS)
 
 
-def tune_decision(trainer, conf: TrainConfig, run: "Run"):
+def tune_decision(trainer, config: TrainConfig, run: "Run"):
     """The refusal threshold that maximizes F1-GR on the whole eval split (evaluation.decisions)."""
     from dataset_builder.decision import DECISION_FILE as DECISION_FILE_NAME
     from evaluation.decisions import tune_on_rows
 
-    splits, _ = data_mod.load_splits(run.dataset, conf.data.revision)
-    rows = list(splits[conf.data.eval_split])
-    where = f"{Path(run.dataset).name if Path(run.dataset).exists() else run.dataset} [{conf.data.eval_split}]"
+    splits, _ = data_mod.load_splits(run.dataset, config.data.revision)
+    rows = list(splits[config.data.eval_split])
+    where = f"{Path(run.dataset).name if Path(run.dataset).exists() else run.dataset} [{config.data.eval_split}]"
     trainer.model.eval()
     decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where)
     for t in tuned.values():
@@ -432,7 +432,7 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict, decision=None) -> None:
+def write_run_folder(trainer, config: TrainConfig, run_dir: Path, summary: dict, decision=None) -> None:
     """adapter/ (+ tokenizer, tuned threshold), trainer_state.json, train_config.yaml, train_summary.json, README.md."""
     import yaml
 
@@ -444,7 +444,7 @@ def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict, d
     write_text(run_dir / "trainer_state.json", json.dumps(
         {"global_step": trainer.state.global_step, "best_model_checkpoint": _relative(trainer.state.best_model_checkpoint),
          "best_metric": trainer.state.best_metric, "log_history": trainer.state.log_history}, indent=2) + "\n")
-    resolved = cfg.to_dict(conf)
+    resolved = config_lib.to_dict(config)
     resolved["model"]["name"] = summary["base_model"]
     resolved["data"]["dataset"] = summary["dataset"]
     resolved["training"]["output_dir"] = "."
@@ -453,7 +453,7 @@ def write_run_folder(trainer, conf: TrainConfig, run_dir: Path, summary: dict, d
     from model_cards.model_card import render_model_card
 
     try:
-        write_text(run_dir / "README.md", render_model_card(run_dir, hub_model_id=conf.hub.model_id))
+        write_text(run_dir / "README.md", render_model_card(run_dir, hub_model_id=config.hub.model_id))
     except ValueError as exc:   # e.g. a base model given as a local folder: a card must name a Hub id
         log(f"WARNING: no model card written: {exc}")
     log(f"run folder: {run_dir} (adapter/, trainer_state.json, train_config.yaml, train_summary.json, README.md)")

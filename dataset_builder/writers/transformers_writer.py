@@ -19,7 +19,7 @@ class TransformersWriter(AnswerWriter):
     def __init__(self, cfg: TransformersWriterConfig):
         import torch
 
-        from rag_de.modeling import QuantizationSettings, default_device, load_causal_lm, load_tokenizer
+        from rag_de.modeling import LoadQuantizationConfig, default_device, load_causal_lm, load_tokenizer
 
         self.cfg = cfg
         device = default_device() if cfg.device == "auto" else cfg.device
@@ -28,7 +28,7 @@ class TransformersWriter(AnswerWriter):
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"writer model {cfg.model}: its tokenizer has no chat template; use an "
                              "instruct/chat model for --writer transformers")
-        quant = QuantizationSettings(kind="nf4" if cfg.load_in_4bit else "none")
+        quant = LoadQuantizationConfig(kind="nf4" if cfg.load_in_4bit else "none")
         self.model = load_causal_lm(cfg.model, quant, dtype=dtype, device=device, tokenizer=self.tokenizer)
         self.model.eval()
         self._torch = torch
