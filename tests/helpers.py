@@ -162,12 +162,12 @@ def tiny_config(model: str, dataset: str, out: Path, **training) -> dict:
     }
 
 
-def conf_for(model, data, out, **training):
+def config_for(model, data, out, **training):
     """`tiny_config` validated into a `TrainConfig` (what the training code receives)."""
-    from rag_de import config as cfg
+    from rag_de import config as config_lib
     from training_space.config import TrainConfig
 
-    return cfg.from_dict(TrainConfig, tiny_config(str(model), str(data), out, **training))
+    return config_lib.from_dict(TrainConfig, tiny_config(str(model), str(data), out, **training))
 
 
 # ----- demo: a tiny base + adapter + corpus dataset on the local Hub

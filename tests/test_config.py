@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from rag_de.atomic import atomic_open, write_json
 
 
@@ -31,18 +31,18 @@ def test_defaults_yaml_and_flags_layer_in_order(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("lr: 0.001\ninner:\n  r: 16\n", encoding="utf-8")
     parser = argparse.ArgumentParser()
-    cfg.add_dataclass_arguments(parser, Outer)
+    config_lib.add_dataclass_arguments(parser, Outer)
     args = parser.parse_args(["--inner.r", "8", "--flag", "--inner.targets", "a,b"])
-    conf = cfg.load(Outer, path, cfg.overrides_from_args(args))
-    assert conf.lr == 0.001 and conf.inner.r == 8 and conf.flag is True
-    assert conf.inner.targets == ["a", "b"] and conf.kind == "nf4" and conf.name is None
+    config = config_lib.load(Outer, path, config_lib.overrides_from_args(args))
+    assert config.lr == 0.001 and config.inner.r == 8 and config.flag is True
+    assert config.inner.targets == ["a", "b"] and config.kind == "nf4" and config.name is None
 
 
 def test_unknown_key_names_file_key_and_allowed(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("inner:\n  rank: 4\n", encoding="utf-8")
-    with pytest.raises(cfg.ConfigError) as err:
-        cfg.load(Outer, path)
+    with pytest.raises(config_lib.ConfigError) as err:
+        config_lib.load(Outer, path)
     message = str(err.value)
     assert str(path) in message and "rank" in message and "'r'" in message
 
@@ -59,19 +59,19 @@ def test_unknown_key_names_file_key_and_allowed(tmp_path):
     ({"inner": 3}, "mapping"),
 ])
 def test_bad_values_are_named(data, fragment):
-    with pytest.raises(cfg.ConfigError, match=fragment):
-        cfg.from_dict(Outer, data)
+    with pytest.raises(config_lib.ConfigError, match=fragment):
+        config_lib.from_dict(Outer, data)
 
 
 def test_yaml_errors_are_clear(tmp_path):
     (tmp_path / "list.yaml").write_text("- a\n- b\n", encoding="utf-8")
-    with pytest.raises(cfg.ConfigError, match="top level must be a mapping"):
-        cfg.read_yaml(tmp_path / "list.yaml")
+    with pytest.raises(config_lib.ConfigError, match="top level must be a mapping"):
+        config_lib.read_yaml(tmp_path / "list.yaml")
     (tmp_path / "latin1.yaml").write_bytes("lr: 1\nname: M\xfcller\n".encode("latin-1"))
-    with pytest.raises(cfg.ConfigError, match="not UTF-8"):
-        cfg.read_yaml(tmp_path / "latin1.yaml")
-    with pytest.raises(cfg.ConfigError, match="not found"):
-        cfg.read_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(config_lib.ConfigError, match="not UTF-8"):
+        config_lib.read_yaml(tmp_path / "latin1.yaml")
+    with pytest.raises(config_lib.ConfigError, match="not found"):
+        config_lib.read_yaml(tmp_path / "missing.yaml")
 
 
 def test_atomic_write_leaves_old_file_on_error(tmp_path):
@@ -103,8 +103,8 @@ class Typed:
 
 def _from_flags(*argv: str) -> Typed:
     parser = argparse.ArgumentParser()
-    cfg.add_dataclass_arguments(parser, Typed)
-    return cfg.load(Typed, overrides=cfg.overrides_from_args(parser.parse_args(list(argv))))
+    config_lib.add_dataclass_arguments(parser, Typed)
+    return config_lib.load(Typed, overrides=config_lib.overrides_from_args(parser.parse_args(list(argv))))
 
 
 @pytest.mark.parametrize("argv, attr, expected", [
@@ -153,7 +153,7 @@ def test_flags_convert_by_declared_type(argv, attr, expected):
     (["--mode", "true"], r"config.mode: 'true' is not one of \['auto', 'on', 'off'\]"),
 ])
 def test_bad_flags_name_field_value_and_fix(argv, fragment):
-    with pytest.raises(cfg.ConfigError, match=fragment):
+    with pytest.raises(config_lib.ConfigError, match=fragment):
         _from_flags(*argv)
 
 
@@ -170,38 +170,38 @@ def test_yaml_values_convert_by_declared_type_and_quotes_are_kept(tmp_path):
         "targets: [on, off, '0777']\n"
         "sizes:\n  - 1\n  - 2\n"
         "mode: off\n", encoding="utf-8")
-    config = cfg.load(Typed, path)
+    config = config_lib.load(Typed, path)
     assert config == Typed(run_name="no", revision="0777", dataset="on", steps=16, lr=1e-5, flag=True,
                            maybe=None, targets=["on", "off", "0777"], sizes=[1, 2], mode="off")
     assert type(config.revision) is str and type(config.lr) is float
 
     path.write_text("run_name: 'null'\nrevision: \"007\"\n", encoding="utf-8")
-    quoted = cfg.load(Typed, path)
+    quoted = config_lib.load(Typed, path)
     assert quoted.run_name == "null" and quoted.revision == "007"   # a quoted value is kept as written
 
     path.write_text("flag: on\n", encoding="utf-8")
-    with pytest.raises(cfg.ConfigError, match=f"{path}.flag: expected true/false, got 'on'"):
-        cfg.load(Typed, path)
+    with pytest.raises(config_lib.ConfigError, match=f"{path}.flag: expected true/false, got 'on'"):
+        config_lib.load(Typed, path)
 
 
 def test_flags_override_yaml_with_the_same_rules(tmp_path):
     path = tmp_path / "typed.yaml"
     path.write_text("run_name: first\nsteps: 5\n", encoding="utf-8")
     parser = argparse.ArgumentParser()
-    cfg.add_dataclass_arguments(parser, Typed)
+    config_lib.add_dataclass_arguments(parser, Typed)
     args = parser.parse_args(["--run_name", "no", "--steps", "7"])
-    config = cfg.load(Typed, path, cfg.overrides_from_args(args))
+    config = config_lib.load(Typed, path, config_lib.overrides_from_args(args))
     assert config.run_name == "no" and config.steps == 7
 
 
 def test_python_values_keep_working():
     """Code (and saved train_config.yaml read with yaml.safe_load) passes native values."""
-    config = cfg.from_dict(Typed, {"steps": 3, "lr": 1, "flag": True, "maybe": False, "targets": ("a",),
+    config = config_lib.from_dict(Typed, {"steps": 3, "lr": 1, "flag": True, "maybe": False, "targets": ("a",),
                                    "revision": 7, "run_name": None})
     assert config.steps == 3 and config.lr == 1.0 and type(config.lr) is float and config.flag is True
     assert config.maybe is False and config.targets == ["a"] and config.revision == "7"
-    with pytest.raises(cfg.ConfigError, match="config.revision: expected a string, got True"):
-        cfg.from_dict(Typed, {"revision": True})
+    with pytest.raises(config_lib.ConfigError, match="config.revision: expected a string, got True"):
+        config_lib.from_dict(Typed, {"revision": True})
 
 
 def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):

@@ -301,9 +301,9 @@ def test_quickstart_export_stage(stack, tmp_path, capsys):
 
     from rag_de.quickstart import Pipeline, QuickstartConfig
 
-    conf = QuickstartConfig(workdir=str(tmp_path), adapter_name="export-tiny-adapter", use_running_hub=True,
+    config = QuickstartConfig(workdir=str(tmp_path), adapter_name="export-tiny-adapter", use_running_hub=True,
                             export_gguf="q8_0")
-    pipeline = Pipeline(conf)
+    pipeline = Pipeline(config)
     pipeline.env.update({"HF_ENDPOINT": os.environ["HF_ENDPOINT"], "HF_TOKEN": os.environ["HF_TOKEN"]})
     pipeline.export()
     api = pipeline.hub_api()

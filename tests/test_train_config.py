@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from rag_de.base_model import EMBEDDED_MODEL_ID
 from rag_de.cli import build_parser
 from rag_de.config import ConfigError
@@ -18,31 +18,31 @@ from training_space.train import load_config
 
 
 def test_defaults_are_the_reference_recipe():
-    conf = TrainConfig()
-    assert (conf.lora.r, conf.lora.alpha, conf.lora.dropout, conf.lora.bias) == (12, 10, 0.1, "none")
-    assert conf.lora.task_type == "CAUSAL_LM" and conf.lora.target_modules == ["all-linear"]
-    assert (conf.quantization.kind, conf.quantization.double_quant, conf.quantization.compute_dtype) == \
+    config = TrainConfig()
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout, config.lora.bias) == (12, 10, 0.1, "none")
+    assert config.lora.task_type == "CAUSAL_LM" and config.lora.target_modules == ["all-linear"]
+    assert (config.quantization.kind, config.quantization.double_quant, config.quantization.compute_dtype) == \
         ("nf4", True, "bfloat16")
-    assert conf.training.learning_rate == 2e-4 and conf.training.optim == "paged_adamw_32bit"
-    assert conf.training.load_best_model_at_end and conf.training.metric_for_best_model == "eval_loss"
-    assert conf.training.gradient_checkpointing
+    assert config.training.learning_rate == 2e-4 and config.training.optim == "paged_adamw_32bit"
+    assert config.training.load_best_model_at_end and config.training.metric_for_best_model == "eval_loss"
+    assert config.training.gradient_checkpointing
 
 
 def test_no_config_means_the_cpu_preset_with_4bit_qlora():
-    conf = load_config(None)
-    assert conf.model.name == EMBEDDED_MODEL_ID
-    assert conf.quantization.kind == "nf4" and conf.quantization.compute_dtype == "float32"
-    assert conf.training.bf16 is False and conf.model.dtype == "float32"
-    validate(conf, "cpu")
+    config = load_config(None)
+    assert config.model.name == EMBEDDED_MODEL_ID
+    assert config.quantization.kind == "nf4" and config.quantization.compute_dtype == "float32"
+    assert config.training.bf16 is False and config.model.dtype == "float32"
+    validate(config, "cpu")
 
 
 def test_gpu_preset_loads_and_validates_on_a_bf16_gpu(monkeypatch):
     monkeypatch.setattr(tconfig, "cuda_supports_bf16", lambda: True)
-    conf = load_config(GPU_PRESET)
-    assert conf.data.packing and conf.training.use_liger_kernel and conf.training.bf16
-    assert conf.model.attn_implementation in ("flex_attention", "sdpa", "flash_attention_2")
-    assert (conf.lora.r, conf.lora.alpha) == (12, 10)
-    validate(conf, "cuda")
+    config = load_config(GPU_PRESET)
+    assert config.data.packing and config.training.use_liger_kernel and config.training.bf16
+    assert config.model.attn_implementation in ("flex_attention", "sdpa", "flash_attention_2")
+    assert (config.lora.r, config.lora.alpha) == (12, 10)
+    validate(config, "cuda")
 
 
 def test_cli_flags_override_yaml_which_overrides_defaults(tmp_path):
@@ -51,12 +51,12 @@ def test_cli_flags_override_yaml_which_overrides_defaults(tmp_path):
     args = build_parser().parse_args(["train", "--config", str(path), "--training.max_steps", "3",
                                       "--lora.r", "16", "--data.packing", "--dataset", "org/ds",
                                       "--hub-model-id", "org/adapter", "--output-dir", "out"])
-    conf = load_config(args.config, _train_overrides(args))
-    assert conf.training.learning_rate == 1e-4          # from YAML
-    assert conf.training.max_steps == 3                 # flag beats YAML
-    assert conf.lora.r == 16 and conf.lora.alpha == 10  # flag / default
-    assert conf.data.packing is True
-    assert (conf.data.dataset, conf.hub.model_id, conf.training.output_dir) == ("org/ds", "org/adapter", "out")
+    config = load_config(args.config, _train_overrides(args))
+    assert config.training.learning_rate == 1e-4          # from YAML
+    assert config.training.max_steps == 3                 # flag beats YAML
+    assert config.lora.r == 16 and config.lora.alpha == 10  # flag / default
+    assert config.data.packing is True
+    assert (config.data.dataset, config.hub.model_id, config.training.output_dir) == ("org/ds", "org/adapter", "out")
 
 
 def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
@@ -81,9 +81,9 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
 ])
 def test_contradictions_are_config_errors(overrides, message, monkeypatch):
     monkeypatch.setattr(tconfig, "cpu_supports_bf16", lambda: False)
-    conf = load_config(None, overrides)
+    config = load_config(None, overrides)
     with pytest.raises(ConfigError, match=message):
-        validate(conf, "cpu")
+        validate(config, "cpu")
 
 
 def test_bf16_model_dtype_on_a_cpu_without_bf16_fails_before_any_load(monkeypatch, tmp_path):
@@ -94,9 +94,9 @@ def test_bf16_model_dtype_on_a_cpu_without_bf16_fails_before_any_load(monkeypatc
     monkeypatch.setattr(tconfig, "cpu_supports_bf16", lambda: False)
     monkeypatch.setattr(rag_de.modeling, "load_tokenizer", lambda *a, **k: pytest.fail("tokenizer loaded"))
     monkeypatch.setattr(rag_de.modeling, "load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
-    conf = load_config(None, {"model": {"dtype": "bfloat16"}, "training": {"device": "cpu"}})
+    config = load_config(None, {"model": {"dtype": "bfloat16"}, "training": {"device": "cpu"}})
     with pytest.raises(ConfigError, match="model.dtype=bfloat16 on cpu without native bf16"):
-        train_mod.build_trainer(conf)
+        train_mod.build_trainer(config)
 
 
 def test_4bit_under_fsdp_is_refused(monkeypatch):
@@ -116,9 +116,9 @@ def test_cli_returns_2_with_the_config_error(tmp_path, capsys):
 
 
 def test_export_autotrain_maps_the_recipe(tmp_path):
-    conf = load_config(GPU_PRESET, {"data": {"dataset": "org/spaces-rag-de"},
+    config = load_config(GPU_PRESET, {"data": {"dataset": "org/spaces-rag-de"},
                                     "hub": {"model_id": "org/sauerkraut-rag-de"}})
-    out = export_autotrain(conf, tmp_path / "autotrain.yaml", source="gpu-mistral7b-24gb.yaml")
+    out = export_autotrain(config, tmp_path / "autotrain.yaml", source="gpu-mistral7b-24gb.yaml")
     text = out.read_text()
     assert "answer + EOS only" in text   # the documented difference is in the file
     data = yaml.safe_load(text)
@@ -147,24 +147,24 @@ def test_export_autotrain_cli_and_local_dataset_error(tmp_path, capsys):
 
 def test_presets_are_valid_yaml_with_only_known_keys():
     for preset in (CPU_PRESET, GPU_PRESET):
-        cfg.from_dict(TrainConfig, cfg.read_yaml(preset), where=str(preset))
+        config_lib.from_dict(TrainConfig, config_lib.read_yaml(preset), where=str(preset))
 
 
 def test_quantization_fallback_leaves_the_config_alone(monkeypatch):
     from training_space import train as train_mod
 
     monkeypatch.setattr(train_mod, "bnb_4bit_works", lambda device: False)
-    conf = load_config(None)
-    quant, note = train_mod.quantization_settings(conf, "cpu")
+    config = load_config(None)
+    quant, note = train_mod.quantization_settings(config, "cpu")
     assert quant.kind == "none" and "nf4 -> none" in note
-    assert conf.quantization.kind == "nf4"          # no hidden side effect on the config it was given
-    conf.quantization.cpu_fallback = False
+    assert config.quantization.kind == "nf4"          # no hidden side effect on the config it was given
+    config.quantization.cpu_fallback = False
     with pytest.raises(ConfigError, match="bitsandbytes 4-bit does not run on cpu"):
-        train_mod.quantization_settings(conf, "cpu")
-    optim, note = train_mod.optimizer_for(conf, "cpu")
+        train_mod.quantization_settings(config, "cpu")
+    optim, note = train_mod.optimizer_for(config, "cpu")
     assert optim == "adamw_torch" and "paged_adamw_32bit -> adamw_torch" in note
-    assert conf.training.optim == "paged_adamw_32bit"
-    assert train_mod.optimizer_for(conf, "cuda") == ("paged_adamw_32bit", None)
+    assert config.training.optim == "paged_adamw_32bit"
+    assert train_mod.optimizer_for(config, "cuda") == ("paged_adamw_32bit", None)
 
 
 def test_a_wrong_config_fails_before_torch_is_imported(tmp_path):

@@ -4,7 +4,7 @@ fails before the model loads."""
 from __future__ import annotations
 
 import pytest
-from helpers import build_model_dir, conf_for, write_dataset
+from helpers import build_model_dir, config_for, write_dataset
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
 from rag_de.config import ConfigError
@@ -32,7 +32,7 @@ def test_labels_cover_exactly_answer_and_eos_and_prompt_is_inference_prompt(tiny
     import pandas as pd
 
     model_dir, data_dir = tiny
-    run = train_mod.build_trainer(conf_for(model_dir, data_dir, tmp_path / "run"))
+    run = train_mod.build_trainer(config_for(model_dir, data_dir, tmp_path / "run"))
     trainer, tokenizer = run.trainer, run.trainer.processing_class
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     assert tokenizer.eos_token == "<|im_end|>"
@@ -62,31 +62,31 @@ def test_dataset_without_messages_fails_before_model_load(tiny, tmp_path, no_mod
     model_dir, _ = tiny
     data = write_dataset(tmp_path / "nomsg", drop=("messages",))
     with pytest.raises(ConfigError, match=r"missing column\(s\) \['messages'\], in .*rag-de build"):
-        train_mod.build_trainer(conf_for(model_dir, data, tmp_path / "run"))
+        train_mod.build_trainer(config_for(model_dir, data, tmp_path / "run"))
 
 
 def test_tokenizer_without_chat_template_fails_before_model_load(tiny, tmp_path, no_model_load):
     _, data_dir = tiny
     model = build_model_dir(tmp_path / "plain", chat_template=None)
     with pytest.raises(ConfigError, match="has no chat template"):
-        train_mod.build_trainer(conf_for(model, data_dir, tmp_path / "run"))
+        train_mod.build_trainer(config_for(model, data_dir, tmp_path / "run"))
 
 
 def test_rows_longer_than_max_length_are_dropped_not_truncated(tiny, tmp_path, no_model_load):
     model_dir, data_dir = tiny
-    conf = conf_for(model_dir, data_dir, tmp_path / "run")
-    conf.data.max_length = 20
+    config = config_for(model_dir, data_dir, tmp_path / "run")
+    config.data.max_length = 20
     with pytest.raises(ConfigError, match="longer than data.max_length=20"):
-        train_mod.build_trainer(conf)
+        train_mod.build_trainer(config)
 
 
 def test_missing_split_and_missing_train_file_are_named(tiny, tmp_path, no_model_load):
     model_dir, data_dir = tiny
-    conf = conf_for(model_dir, data_dir, tmp_path / "run")
-    conf.data.eval_split = "dev"
+    config = config_for(model_dir, data_dir, tmp_path / "run")
+    config.data.eval_split = "dev"
     with pytest.raises(ConfigError, match="no split 'dev'.*eval_split=null"):
-        train_mod.build_trainer(conf)
+        train_mod.build_trainer(config)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ConfigError, match="no parquet file for split 'train', in .*rag-de build"):
-        train_mod.build_trainer(conf_for(model_dir, empty, tmp_path / "run"))
+        train_mod.build_trainer(config_for(model_dir, empty, tmp_path / "run"))

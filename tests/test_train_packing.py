@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import build_model_dir, tiny_config, write_dataset
 
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from rag_de.config import ConfigError
 from training_space import train as train_mod
 from training_space.config import TrainConfig
@@ -24,7 +24,7 @@ def packed_run(tmp_path_factory):
     model_dir, data_dir = build_model_dir(root / "model"), write_dataset(root / "data", n_train=8, n_val=2)
     overrides = tiny_config(str(model_dir), str(data_dir), root / "run", per_device_train_batch_size=1)
     overrides["data"].update(packing=True, max_length=2048)
-    run = train_mod.build_trainer(cfg.from_dict(TrainConfig, overrides))
+    run = train_mod.build_trainer(config_lib.from_dict(TrainConfig, overrides))
     run.trainer.model.eval()
     batch = next(iter(run.trainer.get_train_dataloader()))
     return run, batch
@@ -98,4 +98,4 @@ def test_packing_with_custom_collator_is_a_config_error(tmp_path):
     overrides = tiny_config("unused", "unused", tmp_path / "run")
     overrides["data"].update(packing=True, collator="transformers:DataCollatorWithPadding")
     with pytest.raises(ConfigError, match="packing=true with a custom data.collator"):
-        train_mod.build_trainer(cfg.from_dict(TrainConfig, overrides))
+        train_mod.build_trainer(config_lib.from_dict(TrainConfig, overrides))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import REPO_ROOT, build_model_dir, conf_for, free_port, tiny_config, write_dataset
+from helpers import REPO_ROOT, build_model_dir, config_for, free_port, tiny_config, write_dataset
 
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from training_space import train as train_mod
 from training_space.config import TrainConfig
 
@@ -39,7 +39,7 @@ class Crash(RuntimeError):
 
 def test_run_folder_layout(tiny, tmp_path):
     model_dir, data_dir = tiny
-    run_dir = train_mod.train(conf_for(model_dir, data_dir, tmp_path / "run"))
+    run_dir = train_mod.train(config_for(model_dir, data_dir, tmp_path / "run"))
     for name in ("train_config.yaml", "train_summary.json", "trainer_state.json", "adapter/adapter_config.json",
                  "adapter/adapter_model.safetensors", "adapter/tokenizer.json", "checkpoint-4/trainer_state.json"):
         assert (run_dir / name).exists(), name
@@ -58,7 +58,7 @@ def test_run_folder_layout(tiny, tmp_path):
     assert summary["train_tokens"] == [r for r in state["log_history"] if "loss" in r][-1]["num_input_tokens_seen"]
     assert [row["step"] for row in state["log_history"] if "loss" in row] == [1, 2, 3, 4]
     saved = yaml.safe_load((run_dir / "train_config.yaml").read_text())
-    cfg.from_dict(TrainConfig, saved)   # the saved config loads back as a TrainConfig
+    config_lib.from_dict(TrainConfig, saved)   # the saved config loads back as a TrainConfig
     assert saved["lora"]["r"] == 4 and saved["training"]["output_dir"] == "."
 
 
@@ -66,7 +66,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tiny, tmp_path, monkeypatch
     from transformers import TrainerCallback
 
     model_dir, data_dir = tiny
-    straight = train_mod.train(conf_for(model_dir, data_dir, tmp_path / "straight"))
+    straight = train_mod.train(config_for(model_dir, data_dir, tmp_path / "straight"))
 
     class CrashAfterStep3(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -75,18 +75,18 @@ def test_resume_after_crash_equals_uninterrupted_run(tiny, tmp_path, monkeypatch
 
     build = train_mod.build_trainer
 
-    def build_with_crash(conf, resume=False):
-        run = build(conf, resume)
+    def build_with_crash(config, resume=False):
+        run = build(config, resume)
         run.trainer.add_callback(CrashAfterStep3())
         return run
 
     monkeypatch.setattr(train_mod, "build_trainer", build_with_crash)
     with pytest.raises(Crash):
-        train_mod.train(conf_for(model_dir, data_dir, tmp_path / "resumed"))
+        train_mod.train(config_for(model_dir, data_dir, tmp_path / "resumed"))
     monkeypatch.setattr(train_mod, "build_trainer", build)
     assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint-*")) == ["checkpoint-2"]
 
-    resumed = train_mod.train(conf_for(model_dir, data_dir, tmp_path / "resumed"), resume=True)
+    resumed = train_mod.train(config_for(model_dir, data_dir, tmp_path / "resumed"), resume=True)
     a, b = (json.loads((d / "train_summary.json").read_text()) for d in (straight, resumed))
     assert a["global_step"] == b["global_step"] == 4
     assert 0 < b["train_tokens"] < a["train_tokens"]   # the resumed call counts only the tokens it trained on
@@ -152,7 +152,7 @@ def test_push_to_local_hub_and_pull_back_gives_same_logits(tiny, tmp_path, local
 def _hub_conf(base_repo, data_dir, tmp_path, adapter_repo) -> TrainConfig:
     overrides = tiny_config(base_repo, str(data_dir), tmp_path / "run", max_steps=2, eval_steps=1, save_steps=1)
     overrides["hub"] = {"model_id": adapter_repo}
-    return cfg.from_dict(TrainConfig, overrides)
+    return config_lib.from_dict(TrainConfig, overrides)
 
 
 @pytest.mark.timeout(600)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from rag_de.base_model import EMBEDDED_MODEL_ID
 from training_space.config import CPU_PRESET, GPU_PRESET
 
@@ -35,7 +35,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_overrides(args: argparse.Namespace) -> dict:
-    overrides = cfg.overrides_from_args(args)
+    overrides = config_lib.overrides_from_args(args)
     shortcuts = {"dataset": ("data", "dataset"), "hub_model_id": ("hub", "model_id"),
                  "output_dir": ("training", "output_dir"), "base_model": ("model", "name")}
     for attr, (section, key) in shortcuts.items():
@@ -79,7 +79,7 @@ def register(commands, deploy) -> None:
     train.add_argument("--resume", action="store_true",
                        help="continue from the last checkpoint in the run folder, or from the Hub repo's "
                             "last-checkpoint/ (pushed with --hub.push_each_save) when there is none locally")
-    cfg.add_dataclass_arguments(train, TrainConfig)
+    config_lib.add_dataclass_arguments(train, TrainConfig)
     train.set_defaults(func=_train)
 
     export = commands.add_parser(
@@ -92,7 +92,7 @@ def register(commands, deploy) -> None:
     export.add_argument("--hub-model-id", help="shortcut for --hub.model_id (names the AutoTrain project)")
     export.add_argument("--out", required=True, help="where to write the AutoTrain YAML")
     export.add_argument("--project-name", default=None, help="AutoTrain project name (default: from hub id)")
-    cfg.add_dataclass_arguments(export, TrainConfig)
+    config_lib.add_dataclass_arguments(export, TrainConfig)
     export.set_defaults(func=_export_autotrain)
 
     space = deploy.add_parser(

@@ -174,9 +174,9 @@ def cpu_supports_bf16() -> bool:
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def target_device(conf: TrainConfig) -> str:
-    if conf.training.device:
-        return conf.training.device
+def target_device(config: TrainConfig) -> str:
+    if config.training.device:
+        return config.training.device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -193,23 +193,23 @@ def distributed_backend() -> str:
     return "single"
 
 
-def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
+def validate(config: TrainConfig, device: str | None = None) -> TrainConfig:
     """Reject contradictory settings with a ConfigError that says which keys and how to fix them.
 
     Runs before the tokenizer or model is loaded, so a wrong config costs seconds, not a model load; the
     checks that need no device come first, so they fail before torch is even imported.
     """
-    t, d, q = conf.training, conf.data, conf.quantization
+    t, d, q = config.training, config.data, config.quantization
     if d.packing and d.collator:
         raise ConfigError(
             f"data.packing=true with a custom data.collator={d.collator!r}: padding-free packing needs TRL's own "
             "collator (it writes the per-example position ids). Remove data.collator or set data.packing=false.")
-    if d.packing and conf.model.attn_implementation == "eager":
+    if d.packing and config.model.attn_implementation == "eager":
         raise ConfigError("data.packing=true with model.attn_implementation=eager: use sdpa, flex_attention or "
                           "flash_attention_2, which honour the per-example position ids of packed rows.")
     if t.bf16 and t.fp16:
         raise ConfigError("training.bf16 and training.fp16 are both true; choose one.")
-    if t.load_best_model_at_end and conf.data.eval_split and t.save_steps % t.eval_steps:
+    if t.load_best_model_at_end and config.data.eval_split and t.save_steps % t.eval_steps:
         raise ConfigError(
             f"training.save_steps={t.save_steps} must be a multiple of training.eval_steps={t.eval_steps} when "
             "training.load_best_model_at_end=true (the best checkpoint must have an eval loss).")
@@ -223,19 +223,19 @@ def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
     if d.max_length < 16:
         raise ConfigError(f"data.max_length={d.max_length} is too short for a prompt plus an answer.")
     for name in ("r", "alpha"):
-        if getattr(conf.lora, name) <= 0:
-            raise ConfigError(f"lora.{name} must be positive, got {getattr(conf.lora, name)}")
-    if not 0 <= conf.lora.dropout < 1:
-        raise ConfigError(f"lora.dropout must be in [0, 1), got {conf.lora.dropout}")
+        if getattr(config.lora, name) <= 0:
+            raise ConfigError(f"lora.{name} must be positive, got {getattr(config.lora, name)}")
+    if not 0 <= config.lora.dropout < 1:
+        raise ConfigError(f"lora.dropout must be in [0, 1), got {config.lora.dropout}")
     if t.max_steps <= 0 and t.num_train_epochs <= 0:
         raise ConfigError("set training.max_steps > 0 or training.num_train_epochs > 0")
-    bad = set(conf.tracking.report_to) - {"none", "tensorboard", "trackio", "wandb"}
+    bad = set(config.tracking.report_to) - {"none", "tensorboard", "trackio", "wandb"}
     if bad:
         raise ConfigError(f"tracking.report_to: unknown tracker(s) {sorted(bad)}; use none, tensorboard, "
                           "trackio or wandb")
 
     # Checks that depend on the device (torch is imported to find it when training.device is unset).
-    device = device or target_device(conf)
+    device = device or target_device(config)
     on_cuda = device.startswith("cuda")
     if t.bf16 and not on_cuda and not cpu_supports_bf16():
         raise ConfigError(
@@ -247,9 +247,9 @@ def validate(conf: TrainConfig, device: str | None = None) -> TrainConfig:
         raise ConfigError(f"training.fp16=true needs a CUDA GPU (device is {device!r}); set it to false.")
     if t.use_liger_kernel and not on_cuda:
         raise ConfigError("training.use_liger_kernel=true needs a CUDA GPU (Triton kernels); set it to false.")
-    if conf.model.attn_implementation == "flex_attention" and not on_cuda:
+    if config.model.attn_implementation == "flex_attention" and not on_cuda:
         raise ConfigError(
             f"model.attn_implementation=flex_attention on device {device!r}: torch's FlexAttention has no "
             "backward pass on CPU, so training would fail at the first step. Set model.attn_implementation=sdpa "
             "(packed rows keep their per-example attention with sdpa too).")
-    return conf
+    return config

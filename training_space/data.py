@@ -94,18 +94,18 @@ def has_variants(ds) -> bool:
     return "id" in ds.column_names and any(VARIANT_SEP in i for i in ds["id"])
 
 
-def shuffle_rows(ds, conf_data):
+def shuffle_rows(ds, config):
     """The train rows shuffled by `shuffle_seed`; a question's counterfactual rows as one adjacent group
     when `keep_variants_together` (the trainer then samples in order: `sequential_sampling`)."""
-    if not (conf_data.keep_variants_together and has_variants(ds)):
-        return ds.shuffle(seed=conf_data.shuffle_seed)
+    if not (config.keep_variants_together and has_variants(ds)):
+        return ds.shuffle(seed=config.shuffle_seed)
     import random
 
     groups: dict[str, list[int]] = {}
     for i, row_id in enumerate(ds["id"]):
         groups.setdefault(question_key(row_id), []).append(i)
     order = list(groups.values())
-    random.Random(conf_data.shuffle_seed).shuffle(order)
+    random.Random(config.shuffle_seed).shuffle(order)
     return ds.select([i for group in order for i in group])
 
 
@@ -177,30 +177,30 @@ class Prepared:
     in_order: bool                # rows must be sampled in order (counterfactual groups kept adjacent)
 
 
-def prepare(conf_data, tokenizer, model_name: str) -> Prepared:
+def prepare(config, tokenizer, model_name: str) -> Prepared:
     """Train rows, eval rows or None, dataset revision and name, all checked; nothing heavy is loaded."""
-    dataset = conf_data.dataset or str(ensure_sample_dataset())
-    splits, revision = load_splits(dataset, conf_data.revision)
+    dataset = config.dataset or str(ensure_sample_dataset())
+    splits, revision = load_splits(dataset, config.revision)
     check_tokenizer(tokenizer, model_name)
-    if conf_data.train_split not in splits:
-        raise ConfigError(f"{dataset}: no split {conf_data.train_split!r} (has {list(splits)})")
-    train = splits[conf_data.train_split]
-    check_columns(train, f"{dataset} [{conf_data.train_split}]")
+    if config.train_split not in splits:
+        raise ConfigError(f"{dataset}: no split {config.train_split!r} (has {list(splits)})")
+    train = splits[config.train_split]
+    check_columns(train, f"{dataset} [{config.train_split}]")
     # a question's counterfactual rows kept adjacent: the trainer must then sample in order
-    in_order = bool(conf_data.keep_variants_together and has_variants(train))
-    train = drop_too_long(to_prompt_completion(shuffle_rows(train, conf_data)), tokenizer,
-                          conf_data.max_length, f"{dataset} [{conf_data.train_split}]")
-    if conf_data.max_train_samples:
-        train = train.select(range(min(conf_data.max_train_samples, len(train))))
+    in_order = bool(config.keep_variants_together and has_variants(train))
+    train = drop_too_long(to_prompt_completion(shuffle_rows(train, config)), tokenizer,
+                          config.max_length, f"{dataset} [{config.train_split}]")
+    if config.max_train_samples:
+        train = train.select(range(min(config.max_train_samples, len(train))))
     evaluation = None
-    if conf_data.eval_split:
-        if conf_data.eval_split not in splits:
-            raise ConfigError(f"{dataset}: no split {conf_data.eval_split!r} for eval (has {list(splits)}); "
+    if config.eval_split:
+        if config.eval_split not in splits:
+            raise ConfigError(f"{dataset}: no split {config.eval_split!r} for eval (has {list(splits)}); "
                               "set data.eval_split=null to train without eval")
-        evaluation = splits[conf_data.eval_split]
-        check_columns(evaluation, f"{dataset} [{conf_data.eval_split}]")
-        evaluation = drop_too_long(to_prompt_completion(evaluation), tokenizer, conf_data.max_length,
-                                   f"{dataset} [{conf_data.eval_split}]")
-        if conf_data.max_eval_samples:
-            evaluation = evaluation.select(range(min(conf_data.max_eval_samples, len(evaluation))))
+        evaluation = splits[config.eval_split]
+        check_columns(evaluation, f"{dataset} [{config.eval_split}]")
+        evaluation = drop_too_long(to_prompt_completion(evaluation), tokenizer, config.max_length,
+                                   f"{dataset} [{config.eval_split}]")
+        if config.max_eval_samples:
+            evaluation = evaluation.select(range(min(config.max_eval_samples, len(evaluation))))
     return Prepared(train, evaluation, revision, dataset, in_order)
