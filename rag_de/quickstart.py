@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from dataset_builder.build_config import CPU_BUILD_CONFIG
-from rag_de import config as cfg
+from rag_de import config as config_lib
 from rag_de.base_model import EMBEDDED_MODEL_ID, cache_root
 from training_space.config import CPU_PRESET
 
@@ -87,17 +87,17 @@ def banner(stage: str, text: str) -> None:
 
 
 class Pipeline:
-    def __init__(self, conf: QuickstartConfig):
-        self.conf = conf
+    def __init__(self, config: QuickstartConfig):
+        self.config = config
         root = cache_root()
-        self.work = Path(conf.workdir or root / "quickstart")
-        self.hub_dir = Path(conf.hub_data_dir or root / "hub")
+        self.work = Path(config.workdir or root / "quickstart")
+        self.hub_dir = Path(config.hub_data_dir or root / "hub")
         self.work.mkdir(parents=True, exist_ok=True)
-        self.dataset_repo = f"{conf.namespace}/{conf.dataset_name}"
-        self.adapter_repo = f"{conf.namespace}/{conf.adapter_name}"
-        self.space_repo = f"{conf.namespace}/{conf.space_name}"
-        self.merged_repo = f"{conf.namespace}/{conf.adapter_name}-merged"
-        self.gguf_repo = f"{conf.namespace}/{conf.adapter_name}-GGUF"
+        self.dataset_repo = f"{config.namespace}/{config.dataset_name}"
+        self.adapter_repo = f"{config.namespace}/{config.adapter_name}"
+        self.space_repo = f"{config.namespace}/{config.space_name}"
+        self.merged_repo = f"{config.namespace}/{config.adapter_name}-merged"
+        self.gguf_repo = f"{config.namespace}/{config.adapter_name}-GGUF"
         self.data_dir = self.work / "data"
         self.run_dir = self.work / "run"
         self.hub_proc: subprocess.Popen | None = None
@@ -121,7 +121,7 @@ class Pipeline:
 
     # -- stages ----------------------------------------------------------------------------------
     def start_hub(self) -> None:
-        if self.conf.use_running_hub:
+        if self.config.use_running_hub:
             if "HF_ENDPOINT" not in self.env:
                 raise SystemExit("--use-running-hub needs HF_ENDPOINT (and HF_TOKEN) in the environment")
             banner("hub", f"using the Hub at {self.env['HF_ENDPOINT']}")
@@ -130,7 +130,7 @@ class Pipeline:
         pid_file = self.hub_dir / "quickstart-server.json"
         endpoint = self._adopt_running_hub(pid_file)
         if endpoint is None:
-            port = self.conf.hub_port if _port_free(self.conf.hub_port) else free_port()
+            port = self.config.hub_port if _port_free(self.config.hub_port) else free_port()
             endpoint = f"http://127.0.0.1:{port}"
             banner("hub", f"starting the local Hub on {endpoint} (data: {self.hub_dir})")
             log = open(self.work / "hub.log", "ab")
@@ -191,7 +191,7 @@ class Pipeline:
         if (self.data_dir / "stats.json").exists():
             print(f"reusing {self.data_dir} (delete it to rebuild)")
         else:
-            self.rag_de("build", "build", "--config", self.conf.build_config, "--out", str(self.data_dir))
+            self.rag_de("build", "build", "--config", self.config.build_config, "--out", str(self.data_dir))
         stats = json.loads((self.data_dir / "stats.json").read_text())
         print(f"splits: { {k: v for k, v in stats.get('splits', {}).items()} }")
 
@@ -209,15 +209,15 @@ class Pipeline:
         write_json(marker, {"stats_sha256": stats_sha, "repo": self.dataset_repo})
 
     def train(self) -> None:
-        banner("train", f"QLoRA adapter on {self.conf.base_model} (CPU preset {Path(self.conf.train_config).name})")
+        banner("train", f"QLoRA adapter on {self.config.base_model} (CPU preset {Path(self.config.train_config).name})")
         if (self.run_dir / "train_summary.json").exists():
             print(f"reusing the finished run in {self.run_dir}")
             return
-        args = ["train", "--config", self.conf.train_config, "--dataset", self.dataset_repo,
+        args = ["train", "--config", self.config.train_config, "--dataset", self.dataset_repo,
                 "--output-dir", str(self.run_dir), "--hub-model-id", self.adapter_repo]
-        if self.conf.max_steps:
-            args += ["--training.max_steps", str(self.conf.max_steps)]
-        args += list(self.conf.train_args)
+        if self.config.max_steps:
+            args += ["--training.max_steps", str(self.config.max_steps)]
+        args += list(self.config.train_args)
         if any(self.run_dir.glob("checkpoint-*")):
             print("found checkpoints from an interrupted run: resuming")
             args.append("--resume")
@@ -225,11 +225,11 @@ class Pipeline:
 
     def evaluate(self) -> None:
         banner("evaluate", "base vs adapter on the test split (cached per example)")
-        args = ["evaluate", "--base", self.conf.base_model, "--adapter", self.adapter_repo,
+        args = ["evaluate", "--base", self.config.base_model, "--adapter", self.adapter_repo,
                 "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
                 "--run-dir", str(self.run_dir)]
-        if self.conf.eval_limit:
-            args += ["--limit", str(self.conf.eval_limit)]
+        if self.config.eval_limit:
+            args += ["--limit", str(self.config.eval_limit)]
         self.rag_de("evaluate", *args)
         results = json.loads((self.run_dir / "eval" / "results.json").read_text())
         print_metrics(results)
@@ -241,36 +241,36 @@ class Pipeline:
     def deploy_demo(self) -> None:
         banner("deploy", f"demo Space -> {self.env['HF_ENDPOINT']}/spaces/{self.space_repo}")
         self.rag_de("deploy", "deploy", "demo", "--space", self.space_repo, "--adapter", self.adapter_repo,
-                    "--dataset", self.dataset_repo, "--base", self.conf.base_model)
+                    "--dataset", self.dataset_repo, "--base", self.config.base_model)
 
     def export(self) -> None:
         """Merged model (and GGUF) of the adapter on the local Hub; redone only when the adapter changed."""
         banner("export", f"merged model -> {self.merged_repo}" + (
-            f", GGUF {self.conf.export_gguf} -> {self.gguf_repo}" if self.conf.export_gguf != "none" else ""))
+            f", GGUF {self.config.export_gguf} -> {self.gguf_repo}" if self.config.export_gguf != "none" else ""))
         import shutil
 
         from rag_de.atomic import write_json
 
         api = self.hub_api()
         marker, folder = self.work / "exported.json", self.work / "export"
-        wanted = {"adapter_sha": api.model_info(self.adapter_repo).sha, "gguf": self.conf.export_gguf}
-        repos = [self.merged_repo] + ([self.gguf_repo] if self.conf.export_gguf != "none" else [])
+        wanted = {"adapter_sha": api.model_info(self.adapter_repo).sha, "gguf": self.config.export_gguf}
+        repos = [self.merged_repo] + ([self.gguf_repo] if self.config.export_gguf != "none" else [])
         if marker.exists() and json.loads(marker.read_text()) == wanted and all(map(api.repo_exists, repos)):
             print("already exported (same adapter commit)")
             return
         shutil.rmtree(folder, ignore_errors=True)   # exports never overwrite: clear the stale one first
         self.rag_de("export", "export", "merged", "--adapter", self.adapter_repo, "--out", str(folder / "merged"),
                     "--push", self.merged_repo)
-        if self.conf.export_gguf != "none":
-            self.rag_de("export", "export", "gguf", "--adapter", self.adapter_repo, "--dtype", self.conf.export_gguf,
-                        "--out", str(folder / "gguf" / f"{self.conf.adapter_name}-{self.conf.export_gguf}.gguf"),
+        if self.config.export_gguf != "none":
+            self.rag_de("export", "export", "gguf", "--adapter", self.adapter_repo, "--dtype", self.config.export_gguf,
+                        "--out", str(folder / "gguf" / f"{self.config.adapter_name}-{self.config.export_gguf}.gguf"),
                         "--push", self.gguf_repo)
         write_json(marker, wanted)
 
     def demo(self) -> None:
-        banner("demo", f"starting the demo on http://127.0.0.1:{self.conf.demo_port} (Ctrl-C stops it)")
+        banner("demo", f"starting the demo on http://127.0.0.1:{self.config.demo_port} (Ctrl-C stops it)")
         self.rag_de("demo", "demo", "--adapter", self.adapter_repo, "--dataset", self.dataset_repo,
-                    "--base", self.conf.base_model, "--port", str(self.conf.demo_port))
+                    "--base", self.config.base_model, "--port", str(self.config.demo_port))
 
     def run(self) -> int:
         started = time.time()
@@ -289,10 +289,10 @@ class Pipeline:
             print(f"  eval    : {self.run_dir / 'eval' / 'results.json'}")
             print(f"  Space   : {self.env['HF_ENDPOINT']}/spaces/{self.space_repo}")
             print(f"  merged  : {self.env['HF_ENDPOINT']}/{self.merged_repo}   (local copy: {self.work / 'export' / 'merged'})")
-            if self.conf.export_gguf != "none":
+            if self.config.export_gguf != "none":
                 print(f"  GGUF    : {self.env['HF_ENDPOINT']}/{self.gguf_repo}   (with Ollama Modelfile; local: "
                       f"{self.work / 'export' / 'gguf'})")
-            if not self.conf.headless:
+            if not self.config.headless:
                 self.demo()
         except KeyboardInterrupt:
             print("\ninterrupted: rerun the same command to continue (finished stages are reused)")
@@ -341,10 +341,10 @@ def register(commands) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="YAML file with QuickstartConfig keys")
-    cfg.add_dataclass_arguments(parser, QuickstartConfig)
+    config_lib.add_dataclass_arguments(parser, QuickstartConfig)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    conf = cfg.load(QuickstartConfig, args.config, cfg.overrides_from_args(args))
-    return Pipeline(conf).run()
+    config = config_lib.load(QuickstartConfig, args.config, config_lib.overrides_from_args(args))
+    return Pipeline(config).run()
