@@ -28,16 +28,16 @@ def new_split_stats(questions: list[Question], chunks: list[int]) -> dict:
 
 
 def plan_question(q: Question, gold: tuple[int, int] | None, remove_gold: bool, hits: list[int],
-                  split_chunks: list[int], corpus: Corpus, cfg: BuildConfig, split: str) -> list[Planned]:
+                  split_chunks: list[int], corpus: Corpus, config: BuildConfig, split: str) -> list[Planned]:
     """The examples one question yields, in row order: its own, then its counterfactual variants when
-    the split asks for them (`cfg.counterfactuals`, `cfg.counterfactual_splits`).
+    the split asks for them (`config.counterfactuals`, `config.counterfactual_splits`).
 
     `hits` are chunk indices, best BM25 match first; `gold` is (chunk index, span offset) or None.
     """
-    base = plan_example(q, gold, remove_gold, hits, split_chunks, corpus, cfg.seed, cfg.min_k, cfg.k)
-    if not cfg.counterfactuals or split not in cfg.counterfactual_splits:
+    base = plan_example(q, gold, remove_gold, hits, split_chunks, corpus, config.seed, config.min_k, config.k)
+    if not config.counterfactuals or split not in config.counterfactual_splits:
         return [base]
-    return [base, *plan_counterfactuals(base, hits, corpus, cfg.seed, cfg.counterfactuals)]
+    return [base, *plan_counterfactuals(base, hits, corpus, config.seed, config.counterfactuals)]
 
 
 def example_id(p: Planned) -> str:
@@ -45,7 +45,7 @@ def example_id(p: Planned) -> str:
     return variant_id(p.question.id, p.variant)
 
 
-def write_answers(plans: list[Planned], corpus: Corpus, cfg: BuildConfig, writer,
+def write_answers(plans: list[Planned], corpus: Corpus, config: BuildConfig, writer,
                   fallbacks: Counter) -> list[str | None]:
     """The answer of each plan: the refusal, a checked answer, or None (no answer passed the check).
 
@@ -61,20 +61,20 @@ def write_answers(plans: list[Planned], corpus: Corpus, cfg: BuildConfig, writer
             rows.append(i)
     answers: list[str | None] = []
     for req in requests:
-        text = extractive_answer(req, cfg.cite_title)
+        text = extractive_answer(req, config.cite_title)
         # by construction the sentence holds the span and cites [n]: verify that cheaply, and run the
         # full check only when the cheap one fails (e.g. the span was re-cased)
         cheap_ok = req.gold_span in text and f"[{req.gold_number}]" in text and text.count("[") == 1
         problem = None if cheap_ok else check_answer(text, req.gold_span, req.gold_number, len(req.contexts),
-                                                     cfg.check.min_overlap, max_answer_words=10 ** 6)
+                                                     config.check.min_overlap, max_answer_words=10 ** 6)
         answers.append(text if problem is None else None)
     if writer.name != "extractive" and requests:
         for j, (req, text) in enumerate(zip(requests, writer.write(requests))):
             reason = "writer_error" if text is None else check_answer(
-                text, req.gold_span, req.gold_number, len(req.contexts), cfg.check.min_overlap,
-                cfg.check.max_answer_words)
+                text, req.gold_span, req.gold_number, len(req.contexts), config.check.min_overlap,
+                config.check.max_answer_words)
             if reason is None:     # generated answers take the extractive form: source lead, one citation
-                answers[j] = recite_answer(text, req.gold_number, req.gold_chunk.title if cfg.cite_title else None)
+                answers[j] = recite_answer(text, req.gold_number, req.gold_chunk.title if config.cite_title else None)
             else:
                 fallbacks[reason] += 1
     out: list[str | None] = [REFUSAL] * len(plans)

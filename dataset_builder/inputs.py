@@ -28,7 +28,7 @@ class BuildInputs:
         return cls(corpora=[(str(SAMPLE_DATA / "catalog"), str(SAMPLE_DATA / "qa.jsonl"))])
 
 
-def read_inputs(inputs: BuildInputs, cfg: BuildConfig, skips: SkipLog):
+def read_inputs(inputs: BuildInputs, config: BuildConfig, skips: SkipLog):
     """All documents and questions, plus a description of each input (origin, license, sha256)."""
     from dataset_builder.corpus_reader import read_corpus, read_qa
     from dataset_builder.squad_reader import read_squad_file, read_squad_hub, slug
@@ -43,7 +43,7 @@ def read_inputs(inputs: BuildInputs, cfg: BuildConfig, skips: SkipLog):
             d, q, info = read_squad_file(spec, skips, seen_ids, doc_ids)
             info["sha256"] = sha256_file(Path(spec))
         else:
-            d, q, info = read_squad_hub(spec, cfg.hub_split, skips, seen_ids, doc_ids)
+            d, q, info = read_squad_hub(spec, config.hub_split, skips, seen_ids, doc_ids)
         docs += d
         questions += q
         sources.append({**info, "documents": len(d), "questions": len(q)})
@@ -59,7 +59,7 @@ def read_inputs(inputs: BuildInputs, cfg: BuildConfig, skips: SkipLog):
         docs += d
         questions += q
         sources.append({"input": str(corpus_path), "qa": str(qa_path), "kind": "corpus", "origin": origin,
-                        "license": SAMPLE_LICENSE if is_sample else cfg.license, "documents": len(d),
+                        "license": SAMPLE_LICENSE if is_sample else config.license, "documents": len(d),
                         "questions": len(q), "sha256": {"qa": sha256_file(Path(qa_path)), "corpus": digest}})
     if not questions:
         raise InputError("no usable questions in the inputs; see the skip reasons: "

@@ -44,29 +44,29 @@ class _Laps:
         self._clock = now
 
 
-def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = None, progress: bool = True) -> dict:
+def build(inputs: BuildInputs, out_dir: str | Path, config: BuildConfig | None = None, progress: bool = True) -> dict:
     """Build the dataset into `out_dir`; returns the stats (also written to out_dir/stats.json)."""
     from rag_de.atomic import write_json
     from rag_de.base_model import cache_root
 
     from dataset_builder.chunking import TokenCounter
 
-    cfg = (cfg or BuildConfig()).validate()
+    config = (config or BuildConfig()).validate()
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    skips = SkipLog(strict=cfg.strict)
+    skips = SkipLog(strict=config.strict)
     lap = _Laps()
 
-    docs, questions, sources = read_inputs(inputs, cfg, skips)
+    docs, questions, sources = read_inputs(inputs, config, skips)
     lap("read")
-    counter = TokenCounter.from_name(cfg.tokenizer)
-    corpus = Corpus.build(docs, cfg.max_chunk_tokens, counter, progress=progress)
+    counter = TokenCounter.from_name(config.tokenizer)
+    corpus = Corpus.build(docs, config.max_chunk_tokens, counter, progress=progress)
     gold = locate_all(questions, corpus, skips)
     lap("chunk")
     questions = [q for q in questions if q.id in gold]
-    per_split = split_questions(questions, docs, corpus, cfg)
-    writer = make_writer(cfg, Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "writer-cache")
+    per_split = split_questions(questions, docs, corpus, config)
+    writer = make_writer(config, Path(config.cache_dir) if config.cache_dir else cache_root() / "writer-cache")
     fallbacks: Counter = Counter()
     split_stats: dict[str, dict] = {}
     bar = None
@@ -78,7 +78,7 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
         with SplitFiles(out_dir) as files:        # all splits appear together, once all are complete
             for split, (split_qs, split_chunks) in zip(SPLITS, per_split):
                 stats = split_stats[split] = new_split_stats(split_qs, split_chunks)
-                _build_split(split, split_qs, split_chunks, corpus, gold, cfg, writer, files, fallbacks,
+                _build_split(split, split_qs, split_chunks, corpus, gold, config, writer, files, fallbacks,
                              skips, stats, lap, bar)
                 stats["contexts_per_example"] = dict(sorted(stats["contexts_per_example"].items()))
     finally:
@@ -87,13 +87,13 @@ def build(inputs: BuildInputs, out_dir: str | Path, cfg: BuildConfig | None = No
         writer.close()
 
     elapsed = time.perf_counter() - started
-    result = _stats(cfg, corpus, counter, split_stats, len(questions), skips, sources, writer, fallbacks,
+    result = _stats(config, corpus, counter, split_stats, len(questions), skips, sources, writer, fallbacks,
                     elapsed, lap, out_dir)
     write_json(out_dir / "stats.json", result)
     return result
 
 
-def _build_split(split: str, questions: list, chunks: list[int], corpus: Corpus, gold: dict, cfg: BuildConfig,
+def _build_split(split: str, questions: list, chunks: list[int], corpus: Corpus, gold: dict, config: BuildConfig,
                  writer, files: SplitFiles, fallbacks: Counter, skips: SkipLog, stats: dict, lap: _Laps,
                  bar) -> None:
     """One split, batch by batch: BM25 hits over the split's chunks, plans, answers, one row group."""
@@ -104,18 +104,18 @@ def _build_split(split: str, questions: list, chunks: list[int], corpus: Corpus,
     lap("other")
     index = BM25Index(f"{corpus.chunks[c].title}\n{corpus.chunks[c].text}" for c in chunks)
     lap("index")
-    removals = choose_removals(questions, cfg.unanswerable_share, cfg.seed, split)
-    pool = cfg.negatives_pool + cfg.k
-    for b in range(0, len(questions), cfg.batch_size):
-        batch = questions[b:b + cfg.batch_size]
-        hits = index.search_many([q.question for q in batch], pool, n_threads=cfg.bm25_threads)
+    removals = choose_removals(questions, config.unanswerable_share, config.seed, split)
+    pool = config.negatives_pool + config.k
+    for b in range(0, len(questions), config.batch_size):
+        batch = questions[b:b + config.batch_size]
+        hits = index.search_many([q.question for q in batch], pool, n_threads=config.bm25_threads)
         lap("retrieve")
         plans = [p for q, h in zip(batch, hits)
                  for p in plan_question(q, gold[q.id], q.id in removals, [chunks[i] for i, _ in h], chunks,
-                                        corpus, cfg, split)]
+                                        corpus, config, split)]
         del hits
         lap("plan")
-        rows = add_rows(plans, write_answers(plans, corpus, cfg, writer, fallbacks), corpus, skips, stats)
+        rows = add_rows(plans, write_answers(plans, corpus, config, writer, fallbacks), corpus, skips, stats)
         del plans
         lap("answer")
         files.write(split, rows)
@@ -125,7 +125,7 @@ def _build_split(split: str, questions: list, chunks: list[int], corpus: Corpus,
             bar.update(len(batch))
 
 
-def _stats(cfg: BuildConfig, corpus: Corpus, counter, split_stats: dict, questions_used: int, skips: SkipLog,
+def _stats(config: BuildConfig, corpus: Corpus, counter, split_stats: dict, questions_used: int, skips: SkipLog,
            sources: list, writer, fallbacks: Counter, elapsed: float, lap: _Laps, out_dir: Path) -> dict:
     """stats.json: the dataset's make-up, its sources and licenses, the config, timings, file hashes."""
     from rag_de.config import to_dict
@@ -134,7 +134,7 @@ def _stats(cfg: BuildConfig, corpus: Corpus, counter, split_stats: dict, questio
     token_counts = [counter(c.text) for c in corpus.chunks[::step]]
     total = sum(s["examples"] for s in split_stats.values())
     return {
-        "seed": cfg.seed,
+        "seed": config.seed,
         "splits": split_stats,
         "totals": {"examples": total,
                    "answerable": sum(s["answerable"] for s in split_stats.values()),
@@ -142,8 +142,8 @@ def _stats(cfg: BuildConfig, corpus: Corpus, counter, split_stats: dict, questio
                    "questions_used": questions_used,
                    "records_skipped": sum(v for k, v in skips.counts.items() if k not in NOTES)},
         "chunks": {"documents": len(corpus.docs), "chunks": len(corpus.chunks),
-                   "max_chunk_tokens": cfg.max_chunk_tokens,
-                   "token_counter": cfg.tokenizer or "estimate (2.45 tokens/word + 1/punctuation mark)",
+                   "max_chunk_tokens": config.max_chunk_tokens,
+                   "token_counter": config.tokenizer or "estimate (2.45 tokens/word + 1/punctuation mark)",
                    "tokens_mean": round(sum(token_counts) / max(1, len(token_counts)), 1),
                    "tokens_max": max(token_counts, default=0)},
         "writer": {"name": writer.name, "fallbacks": dict(sorted(fallbacks.items())),
@@ -152,7 +152,7 @@ def _stats(cfg: BuildConfig, corpus: Corpus, counter, split_stats: dict, questio
         "sources": sources,
         "licenses": sorted({s["license"] or "unknown" for s in sources}),
         "origins": sorted({s["origin"] for s in sources}),
-        "config": to_dict(cfg),
+        "config": to_dict(config),
         "elapsed_s": round(elapsed, 3),
         "timings_s": {k: round(v, 2) for k, v in lap.seconds.items()},
         "examples_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
@@ -172,7 +172,7 @@ def run_build_cli(args) -> int:
               file=sys.stderr)
         return 2
     try:
-        cfg = load(BuildConfig, args.config, overrides_from_args(args)).validate()
+        config = load(BuildConfig, args.config, overrides_from_args(args)).validate()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -181,7 +181,7 @@ def run_build_cli(args) -> int:
         inputs = BuildInputs.sample()
         print(f"[build] no inputs given: using the shipped sample data in {SAMPLE_DATA}", file=sys.stderr)
     try:
-        stats = build(inputs, args.out, cfg, progress=not os.environ.get("RAG_DE_NO_PROGRESS"))
+        stats = build(inputs, args.out, config, progress=not os.environ.get("RAG_DE_NO_PROGRESS"))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

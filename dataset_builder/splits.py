@@ -32,7 +32,7 @@ def assign_splits(unit_sizes: dict[str, int], fractions: dict[str, float], seed:
     return assigned
 
 
-def split_questions(questions: list, docs: list, corpus, cfg) -> list[tuple[list, list[int]]]:
+def split_questions(questions: list, docs: list, corpus, config) -> list[tuple[list, list[int]]]:
     """(questions, chunk indices) of each split in `SPLITS` order, split per unit (document group).
 
     Documents without questions still belong to a split (their chunks serve as negatives); questions
@@ -43,13 +43,13 @@ def split_questions(questions: list, docs: list, corpus, cfg) -> list[tuple[list
     unit_sizes = Counter(q.group for q in questions if q.doc_id is not None)
     for doc in docs:
         unit_sizes.setdefault(doc.group, 0)
-    fractions = {"train": cfg.train_fraction, "validation": cfg.validation_fraction, "test": cfg.test_fraction}
-    unit_split = assign_splits(dict(unit_sizes), fractions, cfg.seed)
+    fractions = {"train": config.train_fraction, "validation": config.validation_fraction, "test": config.test_fraction}
+    unit_split = assign_splits(dict(unit_sizes), fractions, config.seed)
     with_chunks = sorted({unit_split[corpus.docs[d].group] for d in corpus.chunk_doc}, key=SPLITS.index)
     weights = [fractions[s] for s in with_chunks]
     for q in questions:
         if q.doc_id is None and with_chunks:
-            unit_split[q.group] = random.Random(f"{cfg.seed}:{q.id}:split").choices(with_chunks, weights)[0]
+            unit_split[q.group] = random.Random(f"{config.seed}:{q.id}:split").choices(with_chunks, weights)[0]
     chunk_split = [unit_split[corpus.docs[d].group] for d in corpus.chunk_doc]
     return [([q for q in questions if unit_split[q.group] == split],
              [c for c, s in enumerate(chunk_split) if s == split]) for split in SPLITS]

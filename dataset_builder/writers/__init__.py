@@ -10,16 +10,16 @@ from dataset_builder.writers.extractive import ExtractiveWriter, extractive_answ
 __all__ = ["AnswerWriter", "WriteRequest", "ExtractiveWriter", "extractive_answer", "make_writer"]
 
 
-def make_writer(cfg, cache_dir: str | Path) -> AnswerWriter:
-    """The writer named by `cfg.writer` (a BuildConfig)."""
-    if cfg.writer == "extractive":
-        return ExtractiveWriter(cfg.cite_title)
-    if cfg.writer == "transformers":
+def make_writer(config, cache_dir: str | Path) -> AnswerWriter:
+    """The writer named by `config.writer` (a BuildConfig)."""
+    if config.writer == "extractive":
+        return ExtractiveWriter(config.cite_title)
+    if config.writer == "transformers":
         from dataset_builder.writers.transformers_writer import TransformersWriter
 
-        return TransformersWriter(cfg.transformers)
-    if cfg.writer == "openai":
+        return TransformersWriter(config.transformers)
+    if config.writer == "openai":
         from dataset_builder.writers.openai_writer import OpenAIWriter
 
-        return OpenAIWriter(cfg.openai, cache_dir)
-    raise ValueError(f"unknown writer {cfg.writer!r}; use extractive, transformers or openai")
+        return OpenAIWriter(config.openai, cache_dir)
+    raise ValueError(f"unknown writer {config.writer!r}; use extractive, transformers or openai")

@@ -28,18 +28,18 @@ MAX_RETRY_AFTER_S = 60.0
 class OpenAIWriter(AnswerWriter):
     name = "openai"
 
-    def __init__(self, cfg: OpenAIWriterConfig, cache_dir: str | Path):
+    def __init__(self, config: OpenAIWriterConfig, cache_dir: str | Path):
         import httpx
 
-        self.cfg = cfg
+        self.config = config
         self.cache = ResponseCache(Path(cache_dir) / "openai")
         headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(cfg.api_key_env)
+        api_key = os.environ.get(config.api_key_env)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.client = httpx.Client(base_url=cfg.base_url.rstrip("/"), headers=headers, timeout=cfg.timeout_s,
-                                   limits=httpx.Limits(max_connections=max(1, cfg.concurrency)))
-        self.params = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
+        self.client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s,
+                                   limits=httpx.Limits(max_connections=max(1, config.concurrency)))
+        self.params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
         self._lock = threading.Lock()
         self.counts = {"requests": 0, "cache_hits": 0, "http_calls": 0, "retries": 0, "errors": 0}
         self.error_examples: list[str] = []
@@ -50,7 +50,7 @@ class OpenAIWriter(AnswerWriter):
 
     def write(self, requests: Sequence[WriteRequest]) -> list[str | None]:
         messages = [writer_messages(r) for r in requests]
-        keys = [cache_key(self.cfg.model, m, self.params) for m in messages]
+        keys = [cache_key(self.config.model, m, self.params) for m in messages]
         self._count("requests", len(requests))
         answers: dict[str, str | None] = {}
         todo: dict[str, list[dict]] = {}
@@ -64,7 +64,7 @@ class OpenAIWriter(AnswerWriter):
             else:
                 todo[key] = msgs
         if todo:
-            with ThreadPoolExecutor(max_workers=max(1, self.cfg.concurrency)) as pool:
+            with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
                 for key, content in zip(todo, pool.map(self._fetch, todo.items())):
                     answers[key] = content
         return [answers[k] for k in keys]
@@ -74,13 +74,13 @@ class OpenAIWriter(AnswerWriter):
         import httpx
 
         key, messages = item
-        payload = {"model": self.cfg.model, "messages": messages, **self.params}
+        payload = {"model": self.config.model, "messages": messages, **self.params}
         problem = ""
-        for attempt in range(self.cfg.max_retries + 1):
+        for attempt in range(self.config.max_retries + 1):
             if attempt:
                 self._count("retries")
             self._count("http_calls")
-            delay = self.cfg.backoff_s * (2 ** attempt) * (1 + random.random() / 4)
+            delay = self.config.backoff_s * (2 ** attempt) * (1 + random.random() / 4)
             try:
                 response = self.client.post("/chat/completions", json=payload)
             except httpx.TimeoutException:
@@ -91,7 +91,7 @@ class OpenAIWriter(AnswerWriter):
                 if response.status_code == 200:
                     content = _content(response)
                     if content is not None:
-                        self.cache.put(key, content, self.cfg.model)
+                        self.cache.put(key, content, self.config.model)
                         return content
                     problem = "response without choices[0].message.content"
                     break
@@ -101,7 +101,7 @@ class OpenAIWriter(AnswerWriter):
                 retry_after = response.headers.get("retry-after", "")
                 if retry_after.replace(".", "", 1).isdigit():
                     delay = min(float(retry_after), MAX_RETRY_AFTER_S)
-            if attempt < self.cfg.max_retries:
+            if attempt < self.config.max_retries:
                 time.sleep(delay)
         self._count("errors")
         with self._lock:
@@ -110,8 +110,8 @@ class OpenAIWriter(AnswerWriter):
         return None
 
     def stats(self) -> dict:
-        return {**self.counts, "error_examples": list(self.error_examples), "model": self.cfg.model,
-                "base_url": self.cfg.base_url, "concurrency": self.cfg.concurrency}
+        return {**self.counts, "error_examples": list(self.error_examples), "model": self.config.model,
+                "base_url": self.config.base_url, "concurrency": self.config.concurrency}
 
     def close(self) -> None:
         self.client.close()

@@ -16,28 +16,28 @@ from dataset_builder.writers.prompt import writer_messages
 class TransformersWriter(AnswerWriter):
     name = "transformers"
 
-    def __init__(self, cfg: TransformersWriterConfig):
+    def __init__(self, config: TransformersWriterConfig):
         import torch
 
         from rag_de.modeling import LoadQuantizationConfig, default_device, load_causal_lm, load_tokenizer
 
-        self.cfg = cfg
-        device = default_device() if cfg.device == "auto" else cfg.device
-        dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
-        self.tokenizer = load_tokenizer(cfg.model, padding_side="left")
+        self.config = config
+        device = default_device() if config.device == "auto" else config.device
+        dtype = config.dtype if config.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+        self.tokenizer = load_tokenizer(config.model, padding_side="left")
         if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"writer model {cfg.model}: its tokenizer has no chat template; use an "
+            raise ValueError(f"writer model {config.model}: its tokenizer has no chat template; use an "
                              "instruct/chat model for --writer transformers")
-        quant = LoadQuantizationConfig(kind="nf4" if cfg.load_in_4bit else "none")
-        self.model = load_causal_lm(cfg.model, quant, dtype=dtype, device=device, tokenizer=self.tokenizer)
+        quant = LoadQuantizationConfig(kind="nf4" if config.load_in_4bit else "none")
+        self.model = load_causal_lm(config.model, quant, dtype=dtype, device=device, tokenizer=self.tokenizer)
         self.model.eval()
         self._torch = torch
         self.generated = 0
 
     def write(self, requests: Sequence[WriteRequest]) -> list[str | None]:
         out: list[str | None] = []
-        for i in range(0, len(requests), self.cfg.batch_size):
-            out.extend(self._generate(requests[i:i + self.cfg.batch_size]))
+        for i in range(0, len(requests), self.config.batch_size):
+            out.extend(self._generate(requests[i:i + self.config.batch_size]))
         return out
 
     def _generate(self, batch: Sequence[WriteRequest]) -> list[str]:
@@ -46,11 +46,11 @@ class TransformersWriter(AnswerWriter):
                    for r in batch]
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         with self._torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
+            out = self.model.generate(**enc, max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         self.generated += len(batch)
         new = out[:, enc["input_ids"].shape[1]:]
         return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
 
     def stats(self) -> dict:
-        return {"model": self.cfg.model, "generated": self.generated, "batch_size": self.cfg.batch_size}
+        return {"model": self.config.model, "generated": self.generated, "batch_size": self.config.batch_size}
