@@ -137,11 +137,11 @@ def test_refusals_have_no_gold_chunk_in_their_contexts(built):
 
 def test_shares_and_context_counts(built):
     out, stats, _ = built
-    cfg = BuildConfig()
+    config = BuildConfig()
     for split, s in stats["splits"].items():
-        assert abs(s["unanswerable"] - round(cfg.unanswerable_share * s["examples"])) <= 1, split
+        assert abs(s["unanswerable"] - round(config.unanswerable_share * s["examples"])) <= 1, split
     counts = {int(k) for s in stats["splits"].values() for k in s["contexts_per_example"]}
-    assert counts == set(range(1, cfg.k + 1))     # 1..k chunks, varying
+    assert counts == set(range(1, config.k + 1))     # 1..k chunks, varying
 
 
 def test_no_source_document_in_two_splits(built):

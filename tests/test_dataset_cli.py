@@ -15,9 +15,9 @@ CORPUS = ["--corpus", str(FIXTURE / "catalog"), "--qa", str(FIXTURE / "qa.jsonl"
 
 
 def test_config_file_and_flags(tmp_path, capsys):
-    cfg = tmp_path / "build.yaml"
-    cfg.write_text("seed: 1\nk: 2\nunanswerable_share: 0.2\ncheck:\n  min_overlap: 0.9\n", encoding="utf-8")
-    assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "out"), "--config", str(cfg), "--seed", "9",
+    config_path = tmp_path / "build.yaml"
+    config_path.write_text("seed: 1\nk: 2\nunanswerable_share: 0.2\ncheck:\n  min_overlap: 0.9\n", encoding="utf-8")
+    assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "out"), "--config", str(config_path), "--seed", "9",
                    "--check.max_answer_words", "50"]) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text(encoding="utf-8"))
     assert stats["seed"] == 9 and stats["config"]["k"] == 2 and stats["config"]["unanswerable_share"] == 0.2
@@ -27,9 +27,9 @@ def test_config_file_and_flags(tmp_path, capsys):
 
 
 def test_bad_config_and_flags_are_clear_errors(tmp_path, capsys):
-    cfg = tmp_path / "bad.yaml"
-    cfg.write_text("seeed: 1\n", encoding="utf-8")
-    assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "o"), "--config", str(cfg)]) == 2
+    config_path = tmp_path / "bad.yaml"
+    config_path.write_text("seeed: 1\n", encoding="utf-8")
+    assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "o"), "--config", str(config_path)]) == 2
     assert "unknown key(s) ['seeed']" in capsys.readouterr().err
     assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "o"), "--min_k", "5"]) == 2
     assert "need 1 <= min_k <= k" in capsys.readouterr().err
@@ -41,8 +41,8 @@ def test_bad_config_and_flags_are_clear_errors(tmp_path, capsys):
 
 def test_shipped_example_configs_are_valid():
     for path in sorted((REPO / "dataset_builder" / "configs").glob("*.yaml")):
-        cfg = load(BuildConfig, path).validate()
-        assert cfg.writer in ("extractive", "transformers", "openai"), path
+        config = load(BuildConfig, path).validate()
+        assert config.writer in ("extractive", "transformers", "openai"), path
 
 
 def test_no_inputs_builds_the_shipped_sample_data(tmp_path, capsys):

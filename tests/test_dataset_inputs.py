@@ -35,10 +35,10 @@ def good_articles():
             for i in range(3)]
 
 
-def run(tmp_path, data, cfg=None, name="in.json"):
+def run(tmp_path, data, config=None, name="in.json"):
     path = tmp_path / name
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return build(BuildInputs(squad=[str(path)]), tmp_path / "out", cfg or BuildConfig(unanswerable_share=0),
+    return build(BuildInputs(squad=[str(path)]), tmp_path / "out", config or BuildConfig(unanswerable_share=0),
                  progress=False)
 
 
@@ -144,8 +144,8 @@ def test_corpus_and_qa_problems_are_counted_with_their_line(tmp_path):
     ]
     qa_path = tmp_path / "qa.jsonl"
     qa_path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in lines) + "\n", encoding="utf-8")
-    cfg = BuildConfig(unanswerable_share=0, train_fraction=1.0, validation_fraction=0.0, test_fraction=0.0)
-    stats = build(BuildInputs(corpora=[(str(docs), str(qa_path))]), tmp_path / "out", cfg, progress=False)
+    config = BuildConfig(unanswerable_share=0, train_fraction=1.0, validation_fraction=0.0, test_fraction=0.0)
+    stats = build(BuildInputs(corpora=[(str(docs), str(qa_path))]), tmp_path / "out", config, progress=False)
     counts = stats["skipped"]["counts"]
     assert counts == {"answer_not_in_document": 1, "unknown_document": 1, "no_answer": 1,
                       "unsupported_file": 1, "empty_document": 1}

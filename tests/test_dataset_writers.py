@@ -161,7 +161,7 @@ class Stub:
         self.server.server_close()
 
 
-def openai_cfg(url: str, cache: Path, **kw) -> BuildConfig:
+def openai_config(url: str, cache: Path, **kw) -> BuildConfig:
     return BuildConfig(seed=3, writer="openai", cache_dir=str(cache), openai=OpenAIWriterConfig(
         base_url=url, model="stub-model", concurrency=4, max_retries=3, backoff_s=0.05, timeout_s=0.5, **kw))
 
@@ -175,7 +175,7 @@ def test_http_writer_survives_failures_falls_back_and_reuses_its_cache(tmp_path)
     first = next(r for r in load_built(tmp_path / "extractive")["train"] if r["answerable"])
     answerable = extractive["totals"]["answerable"]
     with Stub(always_fail=first["question"]) as stub:
-        stats = build(INPUTS, tmp_path / "out", openai_cfg(stub.url, tmp_path / "cache"), progress=False)
+        stats = build(INPUTS, tmp_path / "out", openai_config(stub.url, tmp_path / "cache"), progress=False)
         writer = stats["writer"]
         assert stub.events["first_500"] > 0 and stub.events["timeout"] > 0 and writer["retries"] > 0
         assert writer["requests"] == answerable and writer["errors"] == 1
@@ -191,7 +191,7 @@ def test_http_writer_survives_failures_falls_back_and_reuses_its_cache(tmp_path)
         assert len(cached_keys(tmp_path / "cache")) == answerable - 1
 
         before = Counter(stub.posts)
-        again = build(INPUTS, tmp_path / "again", openai_cfg(stub.url, tmp_path / "cache"), progress=False)
+        again = build(INPUTS, tmp_path / "again", openai_config(stub.url, tmp_path / "cache"), progress=False)
         repeated = {k for k in stub.posts if stub.posts[k] != before[k]}
         assert repeated == {k for k in stub.posts if k not in cached_keys(tmp_path / "cache")}
         assert len(repeated) == 1                                      # only the request that never succeeded
@@ -221,7 +221,7 @@ def test_http_writer_resumes_after_sigkill_without_repeating_cached_calls(tmp_pa
         before = Counter(stub.posts)
 
         stub.delay = 0.0
-        stats = build(INPUTS, out, openai_cfg(stub.url, cache), progress=False)
+        stats = build(INPUTS, out, openai_config(stub.url, cache), progress=False)
         called_again = {k for k in stub.posts if stub.posts[k] > before[k]}
         assert not called_again & done                         # nothing cached was asked twice
         assert stats["writer"]["cache_hits"] == len(done)
@@ -263,9 +263,9 @@ def tiny_chat_model(tmp_path_factory):
 
 def test_transformers_writer_falls_back_and_counts(tiny_chat_model, tmp_path):
     reference = build(INPUTS, tmp_path / "ref", BuildConfig(seed=3), progress=False)
-    cfg = BuildConfig(seed=3, writer="transformers", transformers=TransformersWriterConfig(
+    config = BuildConfig(seed=3, writer="transformers", transformers=TransformersWriterConfig(
         model=str(tiny_chat_model), batch_size=8, max_new_tokens=6, device="cpu"))
-    stats = build(INPUTS, tmp_path / "out", cfg, progress=False)
+    stats = build(INPUTS, tmp_path / "out", config, progress=False)
     answerable = reference["totals"]["answerable"]
     assert stats["writer"]["name"] == "transformers" and stats["writer"]["generated"] == answerable
     # random weights cannot cite the gold chunk: every answer fails the check, is counted, falls back
