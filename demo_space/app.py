@@ -17,7 +17,7 @@ from demo_space.documents import UploadError, document_chunks
 from demo_space.generation import Generator, Sampling
 from demo_space.render import final_answer_markdown, sources_html, streaming_markdown
 from demo_space.retrieval import ChunkIndex, load_corpus
-from demo_space.settings import DemoSettings
+from demo_space.settings import DemoConfig
 
 log = logging.getLogger("demo_space")
 
@@ -38,9 +38,9 @@ INTRO = (
 class DemoService:
     """The request handlers, independent of the page layout (one instance per app)."""
 
-    def __init__(self, settings: DemoSettings, generator: Generator, index: ChunkIndex | None,
+    def __init__(self, config: DemoConfig, generator: Generator, index: ChunkIndex | None,
                  corpus_note: str = "", decision=None):
-        self.settings = settings
+        self.config = config
         self.generator = generator
         self.index = index
         self.corpus_note = corpus_note
@@ -55,8 +55,8 @@ class DemoService:
         chunks, loaded, errors = [], [], []
         for path in paths:
             try:
-                found = document_chunks(path, self.settings.chunk_max_tokens,
-                                        int(self.settings.max_upload_mb * 1e6), display_name=_display_name(path))
+                found = document_chunks(path, self.config.chunk_max_tokens,
+                                        int(self.config.max_upload_mb * 1e6), display_name=_display_name(path))
                 chunks += found
                 loaded.append(f"„{_display_name(path)}“ ({len(found)} Abschnitte)")
             except UploadError as exc:
@@ -72,13 +72,13 @@ class DemoService:
         return (ChunkIndex(chunks) if chunks else None), "\n\n".join(lines + errors)
 
     def _corpus_name(self) -> str:
-        return f"Datensatz {self.settings.dataset}" if self.index is not None else "(keinem) Datensatz"
+        return f"Datensatz {self.config.dataset}" if self.index is not None else "(keinem) Datensatz"
 
     def _corpus_status(self) -> str:
         if self.index is None:
             return "ℹ️ Kein Datensatz geladen" + (f" ({self.corpus_note})" if self.corpus_note else "") + \
                 ". Lade Dokumente hoch (Markdown, Text oder PDF)."
-        return f"ℹ️ Gesucht wird in {len(self.index)} Abschnitten aus dem Datensatz {self.settings.dataset}."
+        return f"ℹ️ Gesucht wird in {len(self.index)} Abschnitten aus dem Datensatz {self.config.dataset}."
 
     # -- questions ---------------------------------------------------------------------------------
     def ask(self, question: str, upload_index: ChunkIndex | None, compare: bool, max_new_tokens: float,
@@ -89,7 +89,7 @@ class DemoService:
             yield "⚠️ Bitte gib eine Frage ein.", "", "", ""
             return
         notice = ""
-        limit = self.settings.max_question_chars
+        limit = self.config.max_question_chars
         if len(question) > limit:
             notice = (f"✂️ Deine Frage war {len(question):,} Zeichen lang und wurde auf die ersten "
                       f"{limit:,} Zeichen gekürzt.").replace(",", ".")
@@ -152,33 +152,33 @@ def _display_name(path: Path) -> str:
     return path.name
 
 
-def build_app(settings: DemoSettings, model=None, tokenizer=None, index: ChunkIndex | None = None):
+def build_app(config: DemoConfig, model=None, tokenizer=None, index: ChunkIndex | None = None):
     """The Gradio Blocks app; loads the model (and the corpus index) unless they are given."""
     import gradio as gr
 
     if model is None or tokenizer is None:
         from demo_space.generation import load_model
 
-        model, tokenizer = load_model(settings)
+        model, tokenizer = load_model(config)
     corpus_note = ""
-    if index is None and settings.dataset:
+    if index is None and config.dataset:
         try:
-            index = ChunkIndex(load_corpus(settings.dataset, settings.dataset_revision))
+            index = ChunkIndex(load_corpus(config.dataset, config.dataset_revision))
         except Exception as exc:  # the app still serves uploads
-            log.warning("could not load dataset %s: %s", settings.dataset, exc)
-            corpus_note = f"{settings.dataset} nicht ladbar: {type(exc).__name__}"
+            log.warning("could not load dataset %s: %s", config.dataset, exc)
+            corpus_note = f"{config.dataset} nicht ladbar: {type(exc).__name__}"
     decision = None
-    if settings.decide == "auto" and settings.adapter:
+    if config.decide == "auto" and config.adapter:
         from dataset_builder.decision import load_threshold
 
         try:
-            decision = load_threshold(settings.adapter, settings.adapter_revision)
+            decision = load_threshold(config.adapter, config.adapter_revision)
         except Exception as exc:  # an unreadable file means free generation, said in the log
-            log.warning("no decision threshold from %s: %s", settings.adapter, exc)
-    service = DemoService(settings, Generator(model, tokenizer, settings), index, corpus_note, decision)
-    adapter_line = f"Adapter `{settings.adapter}`" if settings.adapter else "ohne Adapter"
+            log.warning("no decision threshold from %s: %s", config.adapter, exc)
+    service = DemoService(config, Generator(model, tokenizer, config), index, corpus_note, decision)
+    adapter_line = f"Adapter `{config.adapter}`" if config.adapter else "ohne Adapter"
     with gr.Blocks(title="spaces-rag-de · Modulkatalog-Assistent") as app:
-        gr.Markdown(INTRO + f"\n\n<small>Basismodell `{settings.base_model}` (4-bit {settings.quantization.upper()}"
+        gr.Markdown(INTRO + f"\n\n<small>Basismodell `{config.base_model}` (4-bit {config.quantization.upper()}"
                     f") · {adapter_line}</small>")
         upload_index = gr.State(None)
         with gr.Row():
@@ -198,11 +198,11 @@ def build_app(settings: DemoSettings, model=None, tokenizer=None, index: ChunkIn
                                 type="filepath", elem_id="upload")
                 upload_status = gr.Markdown(service._corpus_status(), elem_id="upload-status")
                 with gr.Accordion("Generierungseinstellungen", open=False):
-                    max_new = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max. neue Tokens")
-                    temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05,
+                    max_new = gr.Slider(8, 512, value=config.max_new_tokens, step=8, label="Max. neue Tokens")
+                    temperature = gr.Slider(0.0, 1.5, value=config.temperature, step=0.05,
                                             label="Temperatur (0 = greedy)")
-                    top_p = gr.Slider(0.1, 1.0, value=settings.top_p, step=0.05, label="Top-p")
-                    top_k = gr.Slider(1, 8, value=settings.top_k, step=1, label="Abschnitte (Top-k)")
+                    top_p = gr.Slider(0.1, 1.0, value=config.top_p, step=0.05, label="Top-p")
+                    top_k = gr.Slider(1, 8, value=config.top_k, step=1, label="Abschnitte (Top-k)")
                 gr.Markdown("### Gefundene Abschnitte")
                 sources = gr.HTML(elem_id="sources")
 
@@ -212,17 +212,17 @@ def build_app(settings: DemoSettings, model=None, tokenizer=None, index: ChunkIn
         outputs = [notice, answer, base_answer, sources]
         ask_btn.click(service.ask, inputs=inputs, outputs=outputs, api_name="ask")
         question.submit(service.ask, inputs=inputs, outputs=outputs, api_name=False)
-    app.queue(default_concurrency_limit=settings.concurrency_limit)
+    app.queue(default_concurrency_limit=config.concurrency_limit)
     app.rag_service = service  # for tests and scripts
     return app
 
 
-def main(settings: DemoSettings | None = None, host: str | None = None, port: int | None = None,
+def main(config: DemoConfig | None = None, host: str | None = None, port: int | None = None,
          share: bool = False) -> int:
     """Load once, then serve (blocks). On a Space, Gradio's own host/port environment applies."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = settings or DemoSettings.from_env()
-    app = build_app(settings)
+    config = config or DemoConfig.from_env()
+    app = build_app(config)
     kwargs = {"share": share}
     if host:
         kwargs["server_name"] = host

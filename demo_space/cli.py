@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 
-from demo_space.settings import DemoSettings
+from demo_space.settings import DemoConfig
 
 SPACE_TOKEN_ENV = "RAG_DE_SPACE_TOKEN"
 LOCAL_HUB = "http://127.0.0.1:8080"  # `rag-de hub serve`'s default address
 
 
-def _settings(args: argparse.Namespace) -> DemoSettings:
+def _config(args: argparse.Namespace) -> DemoConfig:
     from rag_de.config import overrides_from_args
 
-    return DemoSettings.from_env(**overrides_from_args(args))
+    return DemoConfig.from_env(**overrides_from_args(args))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -27,13 +27,13 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"[demo] Hub endpoint: {args.endpoint}", flush=True)
     from demo_space.app import main
 
-    return main(_settings(args), host=args.host, port=args.port, share=args.share == "yes")
+    return main(_config(args), host=args.host, port=args.port, share=args.share == "yes")
 
 
 def _deploy(args: argparse.Namespace) -> int:
     from demo_space.deploy import deploy_space
 
-    url = deploy_space(args.space, _settings(args), hardware=args.hardware, private=args.private,
+    url = deploy_space(args.space, _config(args), hardware=args.hardware, private=args.private,
                        token_env=args.space_token_env)
     print(url)
     return 0
@@ -42,7 +42,7 @@ def _deploy(args: argparse.Namespace) -> int:
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     from rag_de.config import add_dataclass_arguments
 
-    add_dataclass_arguments(parser, DemoSettings, "demo settings (default: from RAG_DE_* environment variables)")
+    add_dataclass_arguments(parser, DemoConfig, "demo settings (default: from RAG_DE_* environment variables)")
     parser.add_argument("--base", dest="cfg:base_model", default=argparse.SUPPRESS, metavar="HUB_ID",
                         help="short for --base-model")
 

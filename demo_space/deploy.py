@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo_space.settings import DemoSettings
+from demo_space.settings import DemoConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("rag_de", "dataset_builder", "demo_space", "model_cards", "training_space", "local_hub")
@@ -121,16 +121,16 @@ def space_bundle() -> SpaceBundle:
     return SpaceBundle(files=files, requirements=reqs)
 
 
-def space_card(space_id: str, settings: DemoSettings, hardware: str | None) -> str:
+def space_card(space_id: str, config: DemoConfig, hardware: str | None) -> str:
     from model_cards.space_card import render_space_card
 
-    models = [settings.base_model] + ([settings.adapter] if settings.adapter else [])
+    models = [config.base_model] + ([config.adapter] if config.adapter else [])
     return render_space_card("demo", space_id, models=models,
-                             datasets=[settings.dataset] if settings.dataset else None,
+                             datasets=[config.dataset] if config.dataset else None,
                              suggested_hardware=hardware)
 
 
-def deploy_space(space_id: str, settings: DemoSettings, hardware: str | None = None, private: bool = False,
+def deploy_space(space_id: str, config: DemoConfig, hardware: str | None = None, private: bool = False,
                  token_env: str = "RAG_DE_SPACE_TOKEN") -> str:
     """Create/update the Space; returns its URL. The deploying token comes from the standard HF login."""
     from huggingface_hub import CommitOperationAdd, HfApi
@@ -138,14 +138,14 @@ def deploy_space(space_id: str, settings: DemoSettings, hardware: str | None = N
 
     api = HfApi()
     bundle = space_bundle()
-    bundle.files["README.md"] = space_card(space_id, settings, hardware).encode()
+    bundle.files["README.md"] = space_card(space_id, config, hardware).encode()
     _check_no_secret(bundle.files, token_env)
     api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=data)
                   for path, data in sorted(bundle.files.items())]
     api.create_commit(space_id, operations, repo_type="space",
-                      commit_message=f"Deploy demo: {settings.base_model} + {settings.adapter or 'no adapter'}")
-    for key, value in settings.env().items():
+                      commit_message=f"Deploy demo: {config.base_model} + {config.adapter or 'no adapter'}")
+    for key, value in config.env().items():
         api.add_space_variable(space_id, key, value)
     secret = os.environ.get(token_env)
     if secret:

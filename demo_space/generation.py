@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Iterator
 
-from demo_space.settings import DemoSettings
+from demo_space.settings import DemoConfig
 from rag_de.modeling import eos_ids
 
 
@@ -33,37 +33,37 @@ class Sampling:
         return self.temperature <= 0
 
 
-def load_model(settings: DemoSettings):
+def load_model(config: DemoConfig):
     """(model, tokenizer) as the settings say: base in 4-bit via `rag_de.modeling`, plus the adapter."""
-    from rag_de.modeling import (QuantizationSettings, default_device, load_adapter, load_causal_lm,
+    from rag_de.modeling import (LoadQuantizationConfig, default_device, load_adapter, load_causal_lm,
                                  load_tokenizer, resolve_compute_dtype)
 
-    device = settings.device or default_device()
-    dtype = resolve_compute_dtype(settings.compute_dtype, device)
-    tokenizer = load_tokenizer(settings.base_model, padding_side="left")
-    quant = QuantizationSettings(kind=settings.quantization, compute_dtype=dtype)
-    model = load_causal_lm(settings.base_model, quant, dtype=dtype, device=device, tokenizer=tokenizer)
-    if settings.adapter:
-        model = load_adapter(model, settings.adapter, revision=settings.adapter_revision)
+    device = config.device or default_device()
+    dtype = resolve_compute_dtype(config.compute_dtype, device)
+    tokenizer = load_tokenizer(config.base_model, padding_side="left")
+    quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=dtype)
+    model = load_causal_lm(config.base_model, quant, dtype=dtype, device=device, tokenizer=tokenizer)
+    if config.adapter:
+        model = load_adapter(model, config.adapter, revision=config.adapter_revision)
     model.eval()
     return model, tokenizer
 
 
-def use_fast_path(settings: DemoSettings, device_type: str) -> bool:
-    return settings.fast_generation == "on" or (settings.fast_generation == "auto" and device_type == "cuda")
+def use_fast_path(config: DemoConfig, device_type: str) -> bool:
+    return config.fast_generation == "on" or (config.fast_generation == "auto" and device_type == "cuda")
 
 
 class Generator:
     """Streams answers from one loaded model; one generation at a time (the adapter switch is global)."""
 
-    def __init__(self, model, tokenizer, settings: DemoSettings):
+    def __init__(self, model, tokenizer, config: DemoConfig):
         import torch
 
         self.model = model
         self.tokenizer = tokenizer
-        self.settings = settings
+        self.config = config
         self.device = next(model.parameters()).device
-        self.fast = use_fast_path(settings, self.device.type)
+        self.fast = use_fast_path(config, self.device.type)
         self.compile = self.fast and self.device.type == "cuda"
         self._lock = threading.Lock()
         self._step = None
@@ -141,19 +141,19 @@ class Generator:
         """The model's forward for one new token; compiled on CUDA (built once, reused per request)."""
         if self._step is None:
             forward = self._base_model().forward
-            self._step = (self._torch.compile(forward, mode=self.settings.compile_mode, fullgraph=False)
+            self._step = (self._torch.compile(forward, mode=self.config.compile_mode, fullgraph=False)
                           if self.compile else forward)
         return self._step
 
     def _fits_cache(self, input_ids, sampling: Sampling) -> bool:
-        return input_ids.shape[1] + sampling.max_new_tokens <= self.settings.static_cache_tokens
+        return input_ids.shape[1] + sampling.max_new_tokens <= self.config.static_cache_tokens
 
     def _static_cache(self):
         """One cache for all requests: same tensors (addresses) every time, so CUDA graphs replay."""
         from transformers import StaticCache
 
         if self._cache is None:
-            self._cache = StaticCache(config=self._base_model().config, max_cache_len=self.settings.static_cache_tokens)
+            self._cache = StaticCache(config=self._base_model().config, max_cache_len=self.config.static_cache_tokens)
         else:
             self._cache.reset()
         return self._cache
@@ -173,7 +173,7 @@ class Generator:
         torch = self._torch
         if not self._fits_cache(input_ids, sampling):
             raise ValueError(f"prompt ({input_ids.shape[1]} tokens) + {sampling.max_new_tokens} new tokens exceed "
-                             f"the static cache ({self.settings.static_cache_tokens}); raise static_cache_tokens")
+                             f"the static cache ({self.config.static_cache_tokens}); raise static_cache_tokens")
         base = self._base_model()
         eos = set(eos_ids(self.model, self.tokenizer))
         cache = self._static_cache()

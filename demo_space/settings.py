@@ -20,7 +20,7 @@ ALWAYS_SET = ("base_model", "adapter", "dataset")
 
 
 @dataclass
-class DemoSettings:
+class DemoConfig:
     """What the demo loads and how it answers. Defaults suit the embedded SmolLM2 base on a CPU."""
 
     base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={
@@ -88,7 +88,7 @@ class DemoSettings:
 
     def env(self) -> dict[str, str]:
         """The settings as Space variables: what the Space loads always, other fields where not default."""
-        default = DemoSettings()
+        default = DemoConfig()
         return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)
                 if getattr(self, f.name) is not None
                 and (f.name in ALWAYS_SET or getattr(self, f.name) != getattr(default, f.name))}

@@ -1,6 +1,6 @@
 """README.md of the demo and training Spaces: front matter (`SpaceCardData`) plus a usage body.
 
-The variable tables come from data: the demo's from `demo_space.settings.DemoSettings` (each field names
+The variable tables come from data: the demo's from `demo_space.settings.DemoConfig` (each field names
 its environment variable), the training Space's from `TRAINING_VARIABLES` unless the caller passes its
 own `variables=[{name, help, default}, ...]`.
 """
@@ -39,11 +39,11 @@ def gradio_version() -> str:
 
 
 def demo_variables() -> list[dict[str, str]]:
-    """One row per `DemoSettings` field: its environment variable, help text and default."""
-    from demo_space.settings import DemoSettings
+    """One row per `DemoConfig` field: its environment variable, help text and default."""
+    from demo_space.settings import DemoConfig
 
     rows = []
-    for f in dataclasses.fields(DemoSettings):
+    for f in dataclasses.fields(DemoConfig):
         env = f.metadata.get("env")
         if not env:
             continue

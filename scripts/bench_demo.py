@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset_builder.contract import Chunk, render_prompt_text  # noqa: E402
 from demo_space.generation import Generator, Sampling, load_model  # noqa: E402
 from demo_space.retrieval import ChunkIndex  # noqa: E402
-from demo_space.settings import DemoSettings  # noqa: E402
+from demo_space.settings import DemoConfig  # noqa: E402
 from rag_de.config import add_dataclass_arguments, from_dict, overrides_from_args  # noqa: E402
 
 CHATML = (
@@ -93,19 +93,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def bench_retrieval(conf: BenchConfig) -> dict:
-    chunks = synthetic_chunks(conf.chunks, conf.seed)
+def bench_retrieval(bench_config: BenchConfig) -> dict:
+    chunks = synthetic_chunks(bench_config.chunks, bench_config.seed)
     start = time.perf_counter()
     index = ChunkIndex(chunks)
     build_s = time.perf_counter() - start
-    rng = random.Random(conf.seed + 1)
+    rng = random.Random(bench_config.seed + 1)
     questions = [f"Wie viele ECTS hat das Modul {rng.choice(SUBJECTS)} und wer prüft DS-{rng.randint(100, 999)}?"
-                 for _ in range(conf.queries)]
-    index.search(questions[0], conf.top_k)  # warm-up
+                 for _ in range(bench_config.queries)]
+    index.search(questions[0], bench_config.top_k)  # warm-up
     latencies = []
     for q in questions:
         t = time.perf_counter()
-        index.search(q, conf.top_k)
+        index.search(q, bench_config.top_k)
         latencies.append((time.perf_counter() - t) * 1000)
     return {"build_s": build_s, "p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95),
             "index": index}
@@ -188,23 +188,23 @@ def best(fn, repeats: int):
     return min(runs, key=lambda r: r[0]), max(runs, key=lambda r: r[1])
 
 
-def run_model_bench(gen: Generator, prompt: str, conf: BenchConfig, paths: list[str]) -> dict:
+def run_model_bench(gen: Generator, prompt: str, bench_config: BenchConfig, paths: list[str]) -> dict:
     results = {}
     for path in paths:
         timer = time_plain if path == "plain generate" else time_fast
         if path != "plain generate" and gen.compile:
             t = time.perf_counter()
-            timer(gen, prompt, conf.new_tokens)  # compiles and captures the CUDA graphs
+            timer(gen, prompt, bench_config.new_tokens)  # compiles and captures the CUDA graphs
             results["compile_s"] = time.perf_counter() - t
-        fastest_ttft, fastest_tps = best(lambda: timer(gen, prompt, conf.new_tokens), conf.repeats)
+        fastest_ttft, fastest_tps = best(lambda: timer(gen, prompt, bench_config.new_tokens), bench_config.repeats)
         results[path] = {"ttft_s": fastest_ttft[0], "tokens_per_s": fastest_tps[1], "ids": fastest_tps[2]}
     return results
 
 
-def print_model_results(title: str, load_s: float, prompt_tokens: int, results: dict, conf: BenchConfig) -> None:
+def print_model_results(title: str, load_s: float, prompt_tokens: int, results: dict, bench_config: BenchConfig) -> None:
     print(f"\n== {title}")
     print(f"load (base + adapter): {load_s:8.1f} s   prompt: {prompt_tokens} tokens, "
-          f"decode: {conf.new_tokens} tokens (greedy, EOS ignored), best of {conf.repeats}")
+          f"decode: {bench_config.new_tokens} tokens (greedy, EOS ignored), best of {bench_config.repeats}")
     if "compile_s" in results:
         print(f"fast path compile + graph capture (first request): {results['compile_s']:.1f} s")
     paths = [k for k in results if k != "compile_s"]
@@ -220,75 +220,75 @@ def print_model_results(title: str, load_s: float, prompt_tokens: int, results: 
         print(f"greedy output identical: {'yes' if same else f'NO (first difference at token {diverge})'}")
 
 
-def cpu_bench(conf: BenchConfig, settings: DemoSettings, retrieval: dict) -> None:
+def cpu_bench(bench_config: BenchConfig, demo_config: DemoConfig, retrieval: dict) -> None:
     """The demo's 4-bit load on CPU, then the same model unquantized for comparison (RAG_DE_QUANTIZATION=none)."""
     import torch
 
     question = "Wie viele ECTS hat das Modul Statistik I?"
-    hits = retrieval["index"].search(question, conf.top_k)
+    hits = retrieval["index"].search(question, bench_config.top_k)
     for quantization, paths in (("nf4", ["plain generate", "static cache (no compile on CPU)"]),
                                 ("none", ["plain generate"])):
-        run = DemoSettings(**{**vars(settings), "device": "cpu", "quantization": quantization,
+        run = DemoConfig(**{**vars(demo_config), "device": "cpu", "quantization": quantization,
                               "fast_generation": "on"})
         start = time.perf_counter()
         model, tokenizer = load_model(run)
         if not run.adapter:
-            model = add_random_lora(model, conf.lora_rank, conf.seed)
+            model = add_random_lora(model, bench_config.lora_rank, bench_config.seed)
         load_s = time.perf_counter() - start
         gen = Generator(model, tokenizer, run)
         prompt = render_prompt_text(tokenizer, question, [h.chunk for h in hits])
-        results = run_model_bench(gen, prompt, conf, paths)
+        results = run_model_bench(gen, prompt, bench_config, paths)
         print_model_results(f"{run.base_model} on CPU ({torch.get_num_threads()} threads), quantization "
                             f"{quantization}, compute float32, adapter: "
-                            f"{run.adapter or f'random LoRA r={conf.lora_rank}'} (the demo decodes with plain "
-                            "generate on CPU)", load_s, len(gen.encode(prompt)[0]), results, conf)
+                            f"{run.adapter or f'random LoRA r={bench_config.lora_rank}'} (the demo decodes with plain "
+                            "generate on CPU)", load_s, len(gen.encode(prompt)[0]), results, bench_config)
         del model, gen
 
 
-def gpu_bench(conf: BenchConfig, settings: DemoSettings, retrieval: dict, tiny: bool = False) -> dict:
+def gpu_bench(bench_config: BenchConfig, demo_config: DemoConfig, retrieval: dict, tiny: bool = False) -> dict:
     import torch
 
     on_cuda = torch.cuda.is_available()
     if not on_cuda and not tiny:
         raise SystemExit("--gpu needs a CUDA GPU; run without --gpu for the CPU benchmark (or add --tiny)")
-    work = Path(conf.work_dir or tempfile.mkdtemp(prefix="bench-mistral7b-"))
-    shape = TINY_MISTRAL if tiny else {"num_hidden_layers": conf.gpu_layers}
-    tag = "tiny" if tiny else f"7b-{conf.gpu_layers}l"
-    model_dir = random_mistral(work / f"mistral-{tag}-random", conf, retrieval["index"], shape)
+    work = Path(bench_config.work_dir or tempfile.mkdtemp(prefix="bench-mistral7b-"))
+    shape = TINY_MISTRAL if tiny else {"num_hidden_layers": bench_config.gpu_layers}
+    tag = "tiny" if tiny else f"7b-{bench_config.gpu_layers}l"
+    model_dir = random_mistral(work / f"mistral-{tag}-random", bench_config, retrieval["index"], shape)
     device = "cuda" if on_cuda else "cpu"
-    gpu_settings = DemoSettings(base_model=str(model_dir), adapter=None, dataset=None, device=device,
+    gpu_demo_config = DemoConfig(base_model=str(model_dir), adapter=None, dataset=None, device=device,
                                 quantization="nf4", compute_dtype="bfloat16" if on_cuda else "float32",
-                                compile_mode=settings.compile_mode)
+                                compile_mode=demo_config.compile_mode)
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    model, tokenizer = load_model(gpu_settings)
-    model = add_random_lora(model, conf.lora_rank, conf.seed)
+    model, tokenizer = load_model(gpu_demo_config)
+    model = add_random_lora(model, bench_config.lora_rank, bench_config.seed)
     _sync()
     load_s = time.perf_counter() - start
-    gen = Generator(model, tokenizer, DemoSettings(**{**vars(gpu_settings), "fast_generation": "on"}))
-    hits = retrieval["index"].search("Wie viele ECTS hat das Modul Statistik I?", conf.top_k)
+    gen = Generator(model, tokenizer, DemoConfig(**{**vars(gpu_demo_config), "fast_generation": "on"}))
+    hits = retrieval["index"].search("Wie viele ECTS hat das Modul Statistik I?", bench_config.top_k)
     prompt = render_prompt_text(tokenizer, "Wie viele ECTS hat das Modul Statistik I?", [h.chunk for h in hits])
     fast_name = "fast: static cache + compile" if gen.compile else "fast: static cache (uncompiled)"
-    results = run_model_bench(gen, prompt, conf, ["plain generate", fast_name])
+    results = run_model_bench(gen, prompt, bench_config, ["plain generate", fast_name])
     name = torch.cuda.get_device_name() if on_cuda else f"CPU ({torch.get_num_threads()} threads)"
-    title = "tiny Mistral-shaped (2 layers, width 64" if tiny else f"Mistral-7B-shaped ({conf.gpu_layers} layers"
-    print_model_results(f"{title}, random weights) on {name}, random LoRA r={conf.lora_rank}", load_s,
-                        len(gen.encode(prompt)[0]), results, conf)
+    title = "tiny Mistral-shaped (2 layers, width 64" if tiny else f"Mistral-7B-shaped ({bench_config.gpu_layers} layers"
+    print_model_results(f"{title}, random weights) on {name}, random LoRA r={bench_config.lora_rank}", load_s,
+                        len(gen.encode(prompt)[0]), results, bench_config)
     plain, fast = results["plain generate"], results[fast_name]
     ratio = fast["tokens_per_s"] / plain["tokens_per_s"]
     peak = torch.cuda.max_memory_allocated() / 2**30 if on_cuda else None
     print(f"peak GPU memory: {f'{peak:.1f} GiB' if peak is not None else 'n/a (CPU)'}; "
           f"target fast/plain >= 4x: {'met' if ratio >= 4 else 'NOT met'} ({ratio:.1f}x)")
     return {"bench": "demo", "device": name, "shape": title + ")", "load_s": load_s,
-            "prompt_tokens": len(gen.encode(prompt)[0]), "new_tokens": conf.new_tokens,
+            "prompt_tokens": len(gen.encode(prompt)[0]), "new_tokens": bench_config.new_tokens,
             "compiled": gen.compile, "compile_s": results.get("compile_s"),
             "plain_tokens_per_s": plain["tokens_per_s"], "fast_tokens_per_s": fast["tokens_per_s"],
             "plain_ttft_s": plain["ttft_s"], "fast_ttft_s": fast["ttft_s"], "fast_vs_plain": ratio,
             "greedy_identical": plain["ids"] == fast["ids"], "peak_gpu_gib": peak}
 
 
-def random_mistral(path: Path, conf: BenchConfig, index: ChunkIndex, shape: dict) -> Path:
+def random_mistral(path: Path, bench_config: BenchConfig, index: ChunkIndex, shape: dict) -> Path:
     """Random weights in the shape of Mistral-7B (`MistralConfig()` defaults + `shape`), saved once, bf16."""
     import torch
     from transformers import AutoModelForCausalLM, MistralConfig
@@ -300,7 +300,7 @@ def random_mistral(path: Path, conf: BenchConfig, index: ChunkIndex, shape: dict
                               "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
                               "bos_token_id": None, "tie_word_embeddings": False, **shape})
     print(f"[bench] building random Mistral-shaped weights in {path} (once) ...", flush=True)
-    torch.manual_seed(conf.seed)
+    torch.manual_seed(bench_config.seed)
     on_cuda = torch.cuda.is_available()
     with torch.device("cuda" if on_cuda else "cpu"):  # on the GPU directly in bf16 (14.5 GB), not fp32 on the CPU
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
@@ -340,21 +340,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     add_dataclass_arguments(parser, BenchConfig, "benchmark settings")
     args = parser.parse_args(argv)
-    conf = from_dict(BenchConfig, overrides_from_args(args))
-    settings = DemoSettings(dataset=None, adapter=args.adapter, **({"base_model": args.base_model}
+    bench_config = from_dict(BenchConfig, overrides_from_args(args))
+    demo_config = DemoConfig(dataset=None, adapter=args.adapter, **({"base_model": args.base_model}
                                                                     if args.base_model else {}))
 
-    retrieval = bench_retrieval(conf)
-    print(f"== BM25 retrieval over {conf.chunks:,} synthetic German chunks (top-{conf.top_k}, "
-          f"{conf.queries} queries, one at a time)")
+    retrieval = bench_retrieval(bench_config)
+    print(f"== BM25 retrieval over {bench_config.chunks:,} synthetic German chunks (top-{bench_config.top_k}, "
+          f"{bench_config.queries} queries, one at a time)")
     print(f"index build: {retrieval['build_s']:.2f} s   latency p50: {retrieval['p50_ms']:.2f} ms   "
           f"p95: {retrieval['p95_ms']:.2f} ms")
-    figures = {"retrieval_chunks": conf.chunks, "retrieval_p50_ms": retrieval["p50_ms"],
+    figures = {"retrieval_chunks": bench_config.chunks, "retrieval_p50_ms": retrieval["p50_ms"],
                "retrieval_p95_ms": retrieval["p95_ms"]}
     if args.gpu:
-        figures.update(gpu_bench(conf, settings, retrieval, tiny=args.tiny))
+        figures.update(gpu_bench(bench_config, demo_config, retrieval, tiny=args.tiny))
     else:
-        cpu_bench(conf, settings, retrieval)
+        cpu_bench(bench_config, demo_config, retrieval)
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"bench": "demo", **figures}) + "\n")

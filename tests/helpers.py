@@ -277,9 +277,9 @@ def publish_tiny_stack(work: Path, prefix: str) -> dict:
     return ids
 
 
-def tiny_settings(ids: dict, **overrides):
-    from demo_space.settings import DemoSettings
+def tiny_demo_config(ids: dict, **overrides):
+    from demo_space.settings import DemoConfig
 
     values = dict(base_model=ids["base"], adapter=ids["adapter"], dataset=ids["dataset"], max_new_tokens=12)
     values.update(overrides)
-    return DemoSettings(**values)
+    return DemoConfig(**values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import free_port, publish_tiny_stack, tiny_settings
+from helpers import free_port, publish_tiny_stack, tiny_demo_config
 
 QUESTION = "Wer ist für das Modul Lineare Algebra verantwortlich?"
 
@@ -15,7 +15,7 @@ def running_app(local_hub, tmp_path_factory):
     from demo_space.app import build_app
 
     ids = publish_tiny_stack(tmp_path_factory.mktemp("tiny-stack"), "demo-app")
-    app = build_app(tiny_settings(ids))  # loads base (4-bit NF4) + adapter + corpus from the Hub
+    app = build_app(tiny_demo_config(ids))  # loads base (4-bit NF4) + adapter + corpus from the Hub
     port = free_port()
     app.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True)
     yield app, f"http://127.0.0.1:{port}/", ids

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, publish_tiny_stack, tiny_settings
+from helpers import free_port, publish_tiny_stack, tiny_demo_config
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def demo_url(local_hub, tmp_path_factory):
     from demo_space.app import build_app
 
     ids = publish_tiny_stack(tmp_path_factory.mktemp("tiny-stack"), "demo-browser")
-    app = build_app(tiny_settings(ids, max_new_tokens=16))
+    app = build_app(tiny_demo_config(ids, max_new_tokens=16))
     port = free_port()
     app.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True)
     yield f"http://127.0.0.1:{port}/"

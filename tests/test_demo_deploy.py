@@ -97,7 +97,7 @@ def test_uploaded_space_imports_from_its_own_repo(deployed, tmp_path):
         "outside = [m.__name__ for m in mods if not os.path.realpath(m.__file__).startswith(os.getcwd())]\n"
         "assert not outside, outside\n"
         "assert 'model_cards' not in {m.__name__.split('.')[0] for m in mods}\n"
-        "print(s.DemoSettings.from_env().adapter)\n"
+        "print(s.DemoConfig.from_env().adapter)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     env["RAG_DE_ADAPTER"] = ADAPTER

@@ -14,18 +14,18 @@ def tiny():
 
 
 def test_settings_from_env_typed_and_overridable():
-    from demo_space.settings import DemoSettings
+    from demo_space.settings import DemoConfig
     from rag_de.config import ConfigError
 
     env = {"RAG_DE_ADAPTER": "org/a", "RAG_DE_TOP_K": "5", "RAG_DE_TEMPERATURE": "0.3", "RAG_DE_DATASET": ""}
-    s = DemoSettings.from_env(env, max_new_tokens=32)
+    s = DemoConfig.from_env(env, max_new_tokens=32)
     assert (s.adapter, s.top_k, s.temperature, s.max_new_tokens) == ("org/a", 5, 0.3, 32)
     assert s.dataset == "org/spaces-rag-de"  # empty variable = unset = default
     assert s.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     with pytest.raises(ConfigError, match="RAG_DE|top_k"):
-        DemoSettings.from_env({"RAG_DE_TOP_K": "drei"})
+        DemoConfig.from_env({"RAG_DE_TOP_K": "drei"})
     with pytest.raises(ConfigError, match="fast_generation"):
-        DemoSettings.from_env({"RAG_DE_FAST_GENERATION": "maybe"})
+        DemoConfig.from_env({"RAG_DE_FAST_GENERATION": "maybe"})
     assert s.env()["RAG_DE_ADAPTER"] == "org/a" and "HF_TOKEN" not in s.env()
 
 
@@ -97,10 +97,10 @@ def test_fast_path_matches_plain_generate_greedy(tiny):
     """The static-cache decode loop (the CUDA fast path, uncompiled here) gives generate's greedy ids."""
     from dataset_builder.contract import render_prompt_text
     from demo_space.generation import Generator
-    from demo_space.settings import DemoSettings
+    from demo_space.settings import DemoConfig
 
     model, tokenizer = tiny
-    gen = Generator(model, tokenizer, DemoSettings(fast_generation="on"))
+    gen = Generator(model, tokenizer, DemoConfig(fast_generation="on"))
     assert gen.fast and not gen.compile  # CPU: static cache, no torch.compile
     prompt = render_prompt_text(tokenizer, "Wie viele ECTS hat DS-101?", catalog_chunks()[:2])
     plain = gen.greedy_ids(prompt, 24, fast=False)
@@ -115,10 +115,10 @@ def test_fast_path_matches_plain_generate_greedy(tiny):
 def test_fast_path_falls_back_to_plain_when_the_static_cache_is_too_short(tiny):
     from dataset_builder.contract import render_prompt_text
     from demo_space.generation import Generator, Sampling
-    from demo_space.settings import DemoSettings
+    from demo_space.settings import DemoConfig
 
     model, tokenizer = tiny
-    gen = Generator(model, tokenizer, DemoSettings(fast_generation="on", static_cache_tokens=64))
+    gen = Generator(model, tokenizer, DemoConfig(fast_generation="on", static_cache_tokens=64))
     prompt = render_prompt_text(tokenizer, "Wie viele ECTS hat DS-101?", catalog_chunks()[:2])
     assert gen.encode(prompt).shape[1] > 64
     updates = list(gen.stream(prompt, Sampling(max_new_tokens=6)))
@@ -131,7 +131,7 @@ def test_stream_yields_growing_text_and_adapter_switch_changes_output(tiny, tmp_
 
     from dataset_builder.contract import render_prompt_text
     from demo_space.generation import Generator, Sampling
-    from demo_space.settings import DemoSettings
+    from demo_space.settings import DemoConfig
 
     model, tokenizer = tiny
     torch.manual_seed(3)
@@ -139,7 +139,7 @@ def test_stream_yields_growing_text_and_adapter_switch_changes_output(tiny, tmp_
         r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     prompt = render_prompt_text(tokenizer, "Wie viele ECTS hat DS-101?", catalog_chunks()[:2])
     for fast in ("off", "on"):
-        gen = Generator(peft_model, tokenizer, DemoSettings(fast_generation=fast))
+        gen = Generator(peft_model, tokenizer, DemoConfig(fast_generation=fast))
         updates = list(gen.stream(prompt, Sampling(max_new_tokens=12)))
         assert len(updates) >= 6 and all(b.startswith(a) for a, b in zip(updates, updates[1:]))  # per token
         with_adapter = gen.greedy_ids(prompt, 12)
@@ -152,11 +152,11 @@ def test_ask_flow_bad_inputs_and_citation(tiny):
     from demo_space.app import DemoService
     from demo_space.generation import Generator
     from demo_space.retrieval import ChunkIndex
-    from demo_space.settings import DemoSettings
+    from demo_space.settings import DemoConfig
 
     model, tokenizer = tiny
-    settings = DemoSettings(max_question_chars=300)
-    service = DemoService(settings, Generator(model, tokenizer, settings), ChunkIndex(catalog_chunks()))
+    config = DemoConfig(max_question_chars=300)
+    service = DemoService(config, Generator(model, tokenizer, config), ChunkIndex(catalog_chunks()))
     empty = list(service.ask("   ", None, False, 8, 0.0, 0.9, 2))
     assert empty == [("⚠️ Bitte gib eine Frage ein.", "", "", "")]
     long = list(service.ask("Wie viele ECTS hat DS-101? " + "x" * 20_000, None, False, 8, 0.0, 0.9, 2))
@@ -172,20 +172,20 @@ def test_ask_decides_with_the_adapters_threshold(tiny):
     from demo_space.app import DemoService
     from demo_space.generation import Generator
     from demo_space.retrieval import ChunkIndex
-    from demo_space.settings import DemoSettings
+    from demo_space.settings import DemoConfig
 
     model, tokenizer = tiny
-    settings = DemoSettings()
+    config = DemoConfig()
     index = ChunkIndex(catalog_chunks())
     for mode in ("lead", "evidence"):
         answer_all = DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode)
-        service = DemoService(settings, Generator(model, tokenizer, settings), index, decision=answer_all)
+        service = DemoService(config, Generator(model, tokenizer, config), index, decision=answer_all)
         final = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))[-1]
         streamed = [u[1] for u in service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2)]
         assert any("Laut Abschnitt [" in s for s in streamed)
         cited = parse_answer(streamed[-2].replace("▌", "")).cited
         assert cited and 1 <= cited[0] <= 2, final
         refuse_all = DecisionThreshold(refusal_threshold=float("-inf"), tuned_on="test", mode=mode)
-        service = DemoService(settings, Generator(model, tokenizer, settings), index, decision=refuse_all)
+        service = DemoService(config, Generator(model, tokenizer, config), index, decision=refuse_all)
         updates = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))
         assert any(REFUSAL in u[1] for u in updates)
