@@ -73,7 +73,7 @@ class DemoConfig:
         "env": "RAG_DE_CONCURRENCY", "help": "answers generated at once (queue concurrency of the ask event)"})
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "DemoSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "DemoConfig":
         """Fields from their environment variables (empty = unset), then `overrides` (e.g. CLI flags)."""
         from rag_de.config import from_dict
 
