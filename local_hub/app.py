@@ -19,7 +19,7 @@ from local_hub.repo_routes import (
     auth_check, create_branch, create_repo, create_tag, delete_branch, delete_repo, delete_tag, health, list_commits,
     list_refs, move_repo, repo_info, update_settings, validate_yaml, whoami,
 )
-from local_hub.settings import HubSettings
+from local_hub.settings import LocalHubConfig
 from local_hub.space_routes import space_runtime, space_secrets, space_variables
 from local_hub.storage import Storage
 from local_hub.tree_routes import list_tree, paths_info, resolve_file
@@ -97,7 +97,7 @@ class _RawPath:
         await self.app(scope, receive, send)
 
 
-def create_app(data_dir, settings: HubSettings | None = None):
+def create_app(data_dir, config: LocalHubConfig | None = None):
     """The ASGI app serving DATA_DIR; creates the default user and token on first start."""
     from starlette.convertors import CONVERTOR_TYPES, Convertor
 
@@ -118,5 +118,5 @@ def create_app(data_dir, settings: HubSettings | None = None):
     store.bootstrap()
     app = Starlette(routes=_routes())
     app.state.store = store
-    app.state.settings = settings or HubSettings()
+    app.state.config = config or LocalHubConfig()
     return _RawPath(app)

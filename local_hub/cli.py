@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from local_hub.settings import HubSettings
+from local_hub.settings import LocalHubConfig
 
 
 def _serve(args: argparse.Namespace) -> int:
     from local_hub.server import serve
     from rag_de.config import load, overrides_from_args
 
-    settings = load(HubSettings, overrides=overrides_from_args(args))
-    serve(args.data_dir, host=args.host, port=args.port, log_level=args.log_level, settings=settings)
+    config = load(LocalHubConfig, overrides=overrides_from_args(args))
+    serve(args.data_dir, host=args.host, port=args.port, log_level=args.log_level, config=config)
     return 0
 
 
@@ -79,7 +79,7 @@ def register(commands, deploy) -> None:
                        help="uvicorn log level (default: warning)")
     from rag_de.config import add_dataclass_arguments  # light (argparse + yaml)
 
-    add_dataclass_arguments(serve, HubSettings, "limits (defaults follow the real Hub)")
+    add_dataclass_arguments(serve, LocalHubConfig, "limits (defaults follow the real Hub)")
     serve.set_defaults(func=_serve)
 
     token = sub.add_parser("token", help="manage access tokens",

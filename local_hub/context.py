@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from local_hub import errors
 from local_hub.auth import Principal, authenticate, can_read, check_contribute, check_read, check_write
 from local_hub.errors import HubError
-from local_hub.settings import HubSettings
+from local_hub.settings import LocalHubConfig
 from local_hub.storage import (
     REPO_TYPES, Conflict, EntryNotFound, NotFound, ParentMismatch, Repo, RevisionNotFound, Storage, StorageError,
     ref_key,
@@ -39,7 +39,7 @@ class Ctx:
 
     request: Request
     store: Storage
-    settings: HubSettings
+    config: LocalHubConfig
     principal: Principal | None
 
     def param(self, name: str) -> str:
@@ -109,8 +109,8 @@ class Ctx:
         return f"{self.base_url}/{URL_PREFIX[repo.type]}{repo.repo_id}"
 
 
-def app_state(request: Request) -> tuple[Storage, HubSettings]:
-    return request.app.state.store, request.app.state.settings
+def app_state(request: Request) -> tuple[Storage, LocalHubConfig]:
+    return request.app.state.store, request.app.state.config
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -145,12 +145,12 @@ def endpoint(fn: Callable[..., Response | dict | list], *, json_body: bool = Fal
     """Wrap a blocking handler `fn(ctx, body)`: authenticate, read JSON, run in the thread pool, map errors."""
 
     async def handler(request: Request) -> Response:
-        store, settings = app_state(request)
+        store, config = app_state(request)
         try:
-            body = await read_json(request, settings.max_json_body_bytes) if json_body else None
+            body = await read_json(request, config.max_json_body_bytes) if json_body else None
 
             def run():
-                ctx = Ctx(request, store, settings, authenticate(store, request.headers.get("authorization")))
+                ctx = Ctx(request, store, config, authenticate(store, request.headers.get("authorization")))
                 return fn(ctx, body) if json_body else fn(ctx)
 
             result = await run_in_threadpool(run)

@@ -182,7 +182,7 @@ def list_commits(ctx: Ctx) -> Response:
         if formatted:
             item["formatted"] = {"title": c.title, "message": c.message}
         out.append(item)
-    return paged(ctx, out, ctx.settings.commits_page_size)
+    return paged(ctx, out, ctx.config.commits_page_size)
 
 
 def list_refs(ctx: Ctx) -> dict:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from local_hub.settings import HubSettings
+from local_hub.settings import LocalHubConfig
 
 
 def serve(data_dir: str, host: str = "127.0.0.1", port: int = 8080, log_level: str = "warning",
-          settings: HubSettings | None = None) -> None:
+          config: LocalHubConfig | None = None) -> None:
     import uvicorn
 
     from local_hub.app import create_app
 
-    app = create_app(data_dir, settings)
+    app = create_app(data_dir, config)
     # Only the address goes to the log, never a token: the token is in DATA_DIR/token (mode 600).
     print(f"local hub serving {data_dir} on http://{host}:{port} "
           f"(export HF_ENDPOINT=http://{host}:{port} HF_TOKEN=$(cat {data_dir}/token))", file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class HubSettings:
+class LocalHubConfig:
     lfs_threshold_bytes: int = field(default=10 * 1024 * 1024, metadata={
         "help": "files larger than this must be uploaded through LFS (the Hub's limit is 10 MiB)"})
     tree_page_size: int = field(default=1000, metadata={

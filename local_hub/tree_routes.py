@@ -50,15 +50,15 @@ def list_tree(ctx: Ctx) -> Response:
     items.sort()
     entries = [file_json(ctx, repo, p, files[p], expand) if kind == "file"
                else folder_json(ctx, repo, files, p, dir_oids[p], expand) for p, kind in items]
-    return paged(ctx, entries, ctx.settings.tree_expand_page_size if expand else ctx.settings.tree_page_size)
+    return paged(ctx, entries, ctx.config.tree_expand_page_size if expand else ctx.config.tree_page_size)
 
 
 async def paths_info(request: Request) -> Response:
     """POST form `paths=a&paths=b&expand=...` (huggingface_hub sends form data here, not JSON)."""
-    store, settings = app_state(request)
+    store, config = app_state(request)
     try:
         raw = await request.body()
-        if len(raw) > settings.max_json_body_bytes:
+        if len(raw) > config.max_json_body_bytes:
             raise HubError(413, "Request body too large")
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
@@ -71,7 +71,7 @@ async def paths_info(request: Request) -> Response:
             paths, expand = form.get("paths", []), truthy((form.get("expand") or [""])[0])
 
         def run():
-            ctx = Ctx(request, store, settings, authenticate(store, request.headers.get("authorization")))
+            ctx = Ctx(request, store, config, authenticate(store, request.headers.get("authorization")))
             repo = ctx.readable_repo()
             oid = resolve_commit(ctx, repo, ctx.param("rev"))
             files = ctx.store.manifest(repo, oid)

@@ -24,7 +24,7 @@ from local_hub import errors
 from local_hub.auth import authenticate, check_contribute
 from local_hub.context import Ctx, app_state, map_storage_error, require_dict, resolve_commit, truthy
 from local_hub.errors import HubError
-from local_hub.settings import HubSettings
+from local_hub.settings import LocalHubConfig
 from local_hub.storage import (
     BadRequest, Entry, Operation, Repo, StorageError, git_blob_oid, lfs_pointer, now_iso, validate_path,
 )
@@ -104,7 +104,7 @@ def preupload(ctx: Ctx, body: dict) -> dict:
             sample = base64.b64decode(item.get("sample") or "", validate=True)
         except (binascii.Error, ValueError):
             raise errors.bad_request(f"'sample' of {path} is not valid base64") from None
-        lfs = size > ctx.settings.lfs_threshold_bytes or b"\0" in sample or _matches_gitattributes(path, patterns)
+        lfs = size > ctx.config.lfs_threshold_bytes or b"\0" in sample or _matches_gitattributes(path, patterns)
         mode = "lfs" if lfs else "regular"
         existing = files.get(path)
         oid = None
@@ -118,15 +118,15 @@ def preupload(ctx: Ctx, body: dict) -> dict:
 class _LineReader:
     """Splits a streamed request body into NDJSON lines, refusing lines above a size limit."""
 
-    def __init__(self, request: Request, settings: HubSettings):
+    def __init__(self, request: Request, config: LocalHubConfig):
         self.stream = request.stream().__aiter__()
         self.buf = bytearray()
         self.done = False
-        self.settings = settings
+        self.config = config
         self.count = 0
 
     async def next_line(self) -> bytes | None:
-        limit = self.settings.max_header_line_bytes if self.count == 0 else self.settings.max_commit_line_bytes
+        limit = self.config.max_header_line_bytes if self.count == 0 else self.config.max_commit_line_bytes
         while True:
             nl = self.buf.find(b"\n")
             if nl >= 0:
@@ -160,14 +160,14 @@ async def commit(request: Request) -> Response:
     Regular files are written to the blob store as they stream in; the commit itself is one SQLite
     transaction at the end, so a broken request leaves only unreferenced blobs, never a half commit.
     """
-    store, settings = app_state(request)
+    store, config = app_state(request)
     try:
         ctx = await run_in_threadpool(
-            lambda: Ctx(request, store, settings, authenticate(store, request.headers.get("authorization"))))
+            lambda: Ctx(request, store, config, authenticate(store, request.headers.get("authorization"))))
         branch = ctx.param("rev")
         create_pr = truthy(request.query_params.get("create_pr"))
         repo = await run_in_threadpool(ctx.committable_repo, branch, create_pr)
-        reader = _LineReader(request, settings)
+        reader = _LineReader(request, config)
         header: dict | None = None
         ops: list[Operation] = []
         line_no = 0
@@ -276,7 +276,7 @@ def lfs_batch(ctx: Ctx, body: dict) -> Response:
     if not isinstance(objects, list):
         raise errors.bad_request("'objects' must be a list of {oid, size}")
     secret = ctx.store.server_secret()
-    expires = int(time.time()) + ctx.settings.lfs_upload_url_ttl_s
+    expires = int(time.time()) + ctx.config.lfs_upload_url_ttl_s
     out = []
     for obj in objects:
         oid, size = (obj or {}).get("oid"), (obj or {}).get("size")
