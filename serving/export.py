@@ -22,13 +22,13 @@ def _versions() -> dict:
     return out
 
 
-def _facts(kind: str, p: ExportPlan, conf, result, stops: list[str], eos: list[int]) -> dict:
+def _facts(kind: str, p: ExportPlan, config, result, stops: list[str], eos: list[int]) -> dict:
     from model_cards.model_card import is_hub_id
     from rag_de.base_model import hub_id
     from serving.hub import adapter_revision
 
     return {
-        "kind": kind, "repo_id": conf.push or None, "name": conf.push.split("/")[-1] if conf.push else p.out.stem,
+        "kind": kind, "repo_id": config.push or None, "name": config.push.split("/")[-1] if config.push else p.out.stem,
         "base": hub_id(p.base), "adapter": p.adapter if is_hub_id(p.adapter) else None,
         "adapter_revision": adapter_revision(p.adapter, p.adapter_revision),
         "architecture": (p.model_config.architectures or [type(p.model_config).__name__])[0],
@@ -39,33 +39,33 @@ def _facts(kind: str, p: ExportPlan, conf, result, stops: list[str], eos: list[i
     }
 
 
-def export_merged(conf: MergedExportConfig) -> dict:
-    """Merged safetensors folder at `conf.out` (+ push). Returns what export.json records."""
+def export_merged(config: MergedExportConfig) -> dict:
+    """Merged safetensors folder at `config.out` (+ push). Returns what export.json records."""
     from model_cards.export_card import render_export_card
     from serving.hub import adapter_card_facts, folder_files, push_files
     from serving.merge import load_and_merge, save_merged, stop_token_ids
     from serving.modelfile import stop_tokens
 
     started = time.perf_counter()
-    p = plan(conf, check_out_path(conf.out))
+    p = plan(config, check_out_path(config.out))
     card_facts = adapter_card_facts(p.adapter, p.adapter_revision)
-    result = load_and_merge(p, conf)
+    result = load_and_merge(p, config)
     eos = stop_token_ids(result.model, result.tokenizer)
-    facts = _facts("merged", p, conf, result, stop_tokens(result.tokenizer, eos), eos)
+    facts = _facts("merged", p, config, result, stop_tokens(result.tokenizer, eos), eos)
     card = render_export_card("merged", facts, card_facts)
     started_save = time.perf_counter()
     save_merged(result, p.out, {"README.md": card, "export.json": json.dumps(facts, indent=2) + "\n"})
     facts["seconds"]["save"] = round(time.perf_counter() - started_save, 2)
-    if conf.push:
-        facts["commit_url"] = push_files(conf.push, folder_files(p.out), conf.private,
+    if config.push:
+        facts["commit_url"] = push_files(config.push, folder_files(p.out), config.private,
                                          f"Merged export of {facts['adapter'] or 'a local adapter'} (rag-de export merged)")
     facts["seconds"]["total"] = round(time.perf_counter() - started, 2)
     facts["out"] = str(p.out)
     return facts
 
 
-def export_gguf(conf: GGUFExportConfig) -> dict:
-    """GGUF file at `conf.out`, Ollama Modelfile beside it (+ push of both with a card). Returns the facts."""
+def export_gguf(config: GGUFExportConfig) -> dict:
+    """GGUF file at `config.out`, Ollama Modelfile beside it (+ push of both with a card). Returns the facts."""
     from model_cards.export_card import render_export_card
     from rag_de.atomic import write_text
     from serving.gguf_export import write_gguf
@@ -74,27 +74,27 @@ def export_gguf(conf: GGUFExportConfig) -> dict:
     from serving.modelfile import render_modelfile, stop_tokens
 
     started = time.perf_counter()
-    companions = ("Modelfile",) if conf.modelfile else ()
-    p = plan(conf, check_out_path(conf.out, ".gguf", companions), gguf=True)
+    companions = ("Modelfile",) if config.modelfile else ()
+    p = plan(config, check_out_path(config.out, ".gguf", companions), gguf=True)
     card_facts = adapter_card_facts(p.adapter, p.adapter_revision)
-    result = load_and_merge(p, conf)
+    result = load_and_merge(p, config)
     eos = stop_token_ids(result.model, result.tokenizer)
-    facts = _facts("gguf", p, conf, result, stop_tokens(result.tokenizer, eos), eos)
+    facts = _facts("gguf", p, config, result, stop_tokens(result.tokenizer, eos), eos)
     started_write = time.perf_counter()
-    facts.update(write_gguf(result.model, result.tokenizer, p.out, conf.dtype, facts["name"], facts["base"]))
+    facts.update(write_gguf(result.model, result.tokenizer, p.out, config.dtype, facts["name"], facts["base"]))
     facts["seconds"]["write"] = round(time.perf_counter() - started_write, 2)
-    facts.update({"gguf_dtype": conf.dtype, "gguf_file": p.out.name})
+    facts.update({"gguf_dtype": config.dtype, "gguf_file": p.out.name})
     files: dict[str, Path | bytes] = {p.out.name: p.out}
-    if conf.modelfile:
+    if config.modelfile:
         modelfile = p.out.parent / "Modelfile"
-        write_text(modelfile, render_modelfile(result.tokenizer, p.out.name, eos, conf.temperature, conf.num_ctx))
+        write_text(modelfile, render_modelfile(result.tokenizer, p.out.name, eos, config.temperature, config.num_ctx))
         files["Modelfile"] = modelfile
         facts["modelfile"] = str(modelfile)
-    if conf.push:
+    if config.push:
         card = render_export_card("gguf", facts, card_facts)
         files["README.md"] = card.encode("utf-8")
-        facts["commit_url"] = push_files(conf.push, files, conf.private,
-                                         f"GGUF ({conf.dtype}) export of {facts['adapter'] or 'a local adapter'} "
+        facts["commit_url"] = push_files(config.push, files, config.private,
+                                         f"GGUF ({config.dtype}) export of {facts['adapter'] or 'a local adapter'} "
                                          "(rag-de export gguf)")
     facts["seconds"]["total"] = round(time.perf_counter() - started, 2)
     facts["out"] = str(p.out)

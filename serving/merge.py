@@ -69,14 +69,14 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     return eos_ids(model, tokenizer)
 
 
-def load_and_merge(plan: ExportPlan, conf: ExportSource) -> MergeResult:
-    """Base (full precision) + adapter -> merged model, with the logit check on `conf.verify_prompts` prompts."""
+def load_and_merge(plan: ExportPlan, config: ExportSource) -> MergeResult:
+    """Base (full precision) + adapter -> merged model, with the logit check on `config.verify_prompts` prompts."""
     from evaluation.runner import load_tokenizer_for
     from rag_de.modeling import (LoadQuantizationConfig, default_device, load_adapter, load_causal_lm,
                                  resolve_compute_dtype)
 
-    device = conf.device or default_device()
-    dtype = resolve_compute_dtype(conf.merge_dtype, device)  # auto: bf16 on CUDA, fp32 on CPU
+    device = config.device or default_device()
+    dtype = resolve_compute_dtype(config.merge_dtype, device)  # auto: bf16 on CUDA, fp32 on CPU
     seconds = {}
     started = time.perf_counter()
     tokenizer = load_tokenizer_for(SimpleNamespace(adapter=plan.adapter, adapter_revision=plan.adapter_revision,
@@ -86,7 +86,7 @@ def load_and_merge(plan: ExportPlan, conf: ExportSource) -> MergeResult:
     peft_model = load_adapter(model, plan.adapter, revision=plan.adapter_revision).eval()
     seconds["load"] = time.perf_counter() - started
 
-    prompts = probe_prompts(tokenizer, conf.verify_prompts) if conf.verify_prompts > 0 else []
+    prompts = probe_prompts(tokenizer, config.verify_prompts) if config.verify_prompts > 0 else []
     before = prompt_logits(peft_model, tokenizer, prompts)
     started = time.perf_counter()
     merged = peft_model.merge_and_unload()

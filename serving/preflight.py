@@ -62,20 +62,20 @@ def check_push_repo(repo: str) -> None:
         raise _fail("the repo id has no namespace", f"--push {repo}", "pass --push org/NAME")
 
 
-def read_adapter(conf: ExportSource):
+def read_adapter(config: ExportSource):
     """The adapter's config, and the base it must be merged into (checked against `--base`)."""
-    if not conf.adapter:
+    if not config.adapter:
         raise _fail("no adapter", "--adapter", "pass --adapter org/ADAPTER or a local adapter folder")
     from evaluation.runner import EvalInputError, check_adapter_base, read_adapter_config
 
     try:
-        adapter_config = read_adapter_config(conf.adapter, conf.adapter_revision)
-        base = conf.base or adapter_config.base_model_name_or_path or ""
-        check_adapter_base(conf.adapter, adapter_config.base_model_name_or_path, base)
+        adapter_config = read_adapter_config(config.adapter, config.adapter_revision)
+        base = config.base or adapter_config.base_model_name_or_path or ""
+        check_adapter_base(config.adapter, adapter_config.base_model_name_or_path, base)
     except EvalInputError as exc:
         raise ExportError(str(exc)) from None
     if str(getattr(adapter_config, "peft_type", "")).split(".")[-1].upper() != "LORA":
-        raise _fail(f"the adapter is {adapter_config.peft_type}, not LoRA", f"adapter {conf.adapter}",
+        raise _fail(f"the adapter is {adapter_config.peft_type}, not LoRA", f"adapter {config.adapter}",
                     "export a LoRA adapter (what `rag-de train` writes)")
     return adapter_config, base
 
@@ -112,15 +112,15 @@ def check_gguf_architecture(config, base: str) -> str:
     return GGUF_ARCHITECTURES[arch]
 
 
-def plan(conf: ExportSource, out: Path, gguf: bool = False) -> ExportPlan:
+def plan(config: ExportSource, out: Path, gguf: bool = False) -> ExportPlan:
     """Run every check in order (cheapest first); only the base's config.json is read, no weights."""
     from rag_de.base_model import resolve
 
-    check_push_repo(conf.push)
-    adapter_config, base = read_adapter(conf)
+    check_push_repo(config.push)
+    adapter_config, base = read_adapter(config)
     base_path = resolve(base)
-    config = read_base_config(base, base_path)
+    model_config = read_base_config(base, base_path)
     if gguf:
-        check_gguf_architecture(config, base)
-    return ExportPlan(adapter=conf.adapter, adapter_revision=conf.adapter_revision, base=base, base_path=base_path,
-                      model_config=config, adapter_config=adapter_config, out=out)
+        check_gguf_architecture(model_config, base)
+    return ExportPlan(adapter=config.adapter, adapter_revision=config.adapter_revision, base=base, base_path=base_path,
+                      model_config=model_config, adapter_config=adapter_config, out=out)
