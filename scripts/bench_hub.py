@@ -53,7 +53,7 @@ def _start(data_dir: Path) -> tuple[subprocess.Popen, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_arguments(parser, BenchConfig)
-    cfg = load(BenchConfig, overrides=overrides_from_args(parser.parse_args()))
+    config = load(BenchConfig, overrides=overrides_from_args(parser.parse_args()))
     tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     os.environ.update(HF_HOME=str(tmp / "hf"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     proc, endpoint = _start(tmp / "hub")
@@ -69,44 +69,44 @@ def main() -> None:
             constants.HF_HUB_DISABLE_XET = transfer == "LFS"  # what HF_HUB_DISABLE_XET=1 sets at import
             big = tmp / f"big-{transfer}.bin"
             with open(big, "wb") as f:
-                for _ in range(cfg.size_mb):
+                for _ in range(config.size_mb):
                     f.write(os.urandom(1 << 20))
             t = time.perf_counter()
             api.upload_file(path_or_fileobj=big, path_in_repo=big.name, repo_id="org/bench")
             up = time.perf_counter() - t
             t = time.perf_counter()
             hf_hub_download("org/bench", big.name, token=api.token, cache_dir=tmp / "cache")
-            rates[transfer] = (cfg.size_mb / up, cfg.size_mb / (time.perf_counter() - t))
+            rates[transfer] = (config.size_mb / up, config.size_mb / (time.perf_counter() - t))
         constants.HF_HUB_DISABLE_XET = False
         xet_files = len(list((tmp / "hub" / "xet" / "files").glob("*.json")))
         if xet_files != 1:  # the Xet row must really have gone through Xet (and only it)
             raise SystemExit(f"bench_hub: error: {xet_files} files arrived through Xet, expected 1")
 
         t = time.perf_counter()
-        for i in range(cfg.commits):
+        for i in range(config.commits):
             api.create_commit("org/bench", [CommitOperationAdd(f"s/{i}.txt", b"%d" % i)], commit_message=f"c{i}")
         seq = time.perf_counter() - t
 
         def worker(k: int) -> None:
-            for i in range(cfg.commits_per_thread):
+            for i in range(config.commits_per_thread):
                 api.create_commit("org/bench", [CommitOperationAdd(f"p/{k}-{i}.txt", b"x")], commit_message="p")
 
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(cfg.threads)]
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(config.threads)]
         t = time.perf_counter()
         for th in threads:
             th.start()
         for th in threads:
             th.join()
         par = time.perf_counter() - t
-        n_par = cfg.threads * cfg.commits_per_thread
+        n_par = config.threads * config.commits_per_thread
         print(f"{'measure':<46}{'value':>12}")
         for transfer, (up_rate, down_rate) in rates.items():
             how = "chunk+xorbs+shard+commit" if transfer == "Xet" else "hash+PUT+commit"
-            print(f"{f'{transfer} upload {cfg.size_mb} MB ({how})':<46}{up_rate:>9.1f} MB/s")
+            print(f"{f'{transfer} upload {config.size_mb} MB ({how})':<46}{up_rate:>9.1f} MB/s")
             print(f"{f'{transfer} file download (hf_hub_download)':<46}{down_rate:>9.1f} MB/s")
-        print(f"{'sequential small commits':<46}{cfg.commits / seq:>7.1f} commits/s")
-        print(f"{f'{cfg.threads} threads x {cfg.commits_per_thread} commits':<46}{n_par / par:>7.1f} commits/s")
-        print(f"{'concurrent / sequential rate':<46}{(n_par / par) / (cfg.commits / seq):>11.2f}x")
+        print(f"{'sequential small commits':<46}{config.commits / seq:>7.1f} commits/s")
+        print(f"{f'{config.threads} threads x {config.commits_per_thread} commits':<46}{n_par / par:>7.1f} commits/s")
+        print(f"{'concurrent / sequential rate':<46}{(n_par / par) / (config.commits / seq):>11.2f}x")
         print(f"(fresh server on {endpoint}, data in a temp dir; {os.cpu_count()} CPUs)")
     finally:
         proc.terminate()

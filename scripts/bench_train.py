@@ -99,23 +99,23 @@ def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
     import torch
     from transformers import TrainerCallback
 
-    from rag_de import config as cfg
+    from rag_de import config as config_lib
     from training_space.config import CPU_PRESET, GPU_PRESET, TrainConfig
     from training_space.train import build_trainer, peak_memory_gb
 
-    base = cfg.read_yaml(CPU_PRESET if preset == "cpu" else GPU_PRESET)
+    base = config_lib.read_yaml(CPU_PRESET if preset == "cpu" else GPU_PRESET)
     if preset == "reference":
-        base = cfg.merge(base, REFERENCE_GPU)
-    conf = cfg.from_dict(TrainConfig, cfg.merge(base, overrides))
-    conf.training.max_steps = steps
-    conf.training.save_steps = conf.training.eval_steps = 10 ** 6
-    conf.training.load_best_model_at_end = False
-    conf.training.logging_steps = 1
-    conf.data.eval_split = None
-    conf.tracking.report_to = ["none"]
-    conf.training.output_dir = tempfile.mkdtemp(prefix="bench-train-")
+        base = config_lib.merge(base, REFERENCE_GPU)
+    config = config_lib.from_dict(TrainConfig, config_lib.merge(base, overrides))
+    config.training.max_steps = steps
+    config.training.save_steps = config.training.eval_steps = 10 ** 6
+    config.training.load_best_model_at_end = False
+    config.training.logging_steps = 1
+    config.data.eval_split = None
+    config.tracking.report_to = ["none"]
+    config.training.output_dir = tempfile.mkdtemp(prefix="bench-train-")
 
-    run = build_trainer(conf)
+    run = build_trainer(config)
     trainer = run.trainer
     # (real, total) tokens of each collated batch, first in first out: the Trainer collates all of an
     # optimizer step's micro-batches before it trains on them (and accelerate collates one batch ahead),
@@ -158,7 +158,7 @@ def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
-    accum = conf.training.gradient_accumulation_steps
+    accum = config.training.gradient_accumulation_steps
     per_step = [real_total[i * accum:(i + 1) * accum] for i in range(len(counts["steps"]))]
     timed = list(zip(counts["steps"], per_step))[1:] or list(zip(counts["steps"], per_step))  # skip warm-up
     seconds = sum(t for t, _ in timed)
@@ -167,7 +167,7 @@ def measure(overrides: dict, preset: str, steps: int, out_json: Path) -> None:
     result = {"s_per_step": seconds / len(timed), "real_tokens_per_s": real / seconds,
               "padding_share": 1 - real / total if total else 0.0, "peak_memory_gib": peak_memory_gb(run.device),
               "real_tokens_per_step": real / len(timed), "quantization": run.quantization,
-              "attn": conf.model.attn_implementation, "packing": conf.data.packing}
+              "attn": config.model.attn_implementation, "packing": config.data.packing}
     out_json.write_text(json.dumps(result))
 
 
@@ -178,6 +178,7 @@ def cpu_dataset(work: Path, max_tokens: int = 768) -> Path:
     """The sample dataset, rows <= max_tokens (so padded and packed variants see the same examples)."""
     import pandas as pd
 
+    from rag_de.base_model import EMBEDDED_MODEL_ID
     from rag_de.modeling import load_tokenizer
     from rag_de.data_files import data_files
     from training_space.data import ensure_sample_dataset
@@ -186,7 +187,7 @@ def cpu_dataset(work: Path, max_tokens: int = 768) -> Path:
     if (out / "train.parquet").exists():
         return out
     source = ensure_sample_dataset()
-    tokenizer = load_tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct")
+    tokenizer = load_tokenizer(EMBEDDED_MODEL_ID)
     frame = pd.concat([pd.read_parquet(f) for f in data_files(source)["train"]])
     frame = frame[[len(tokenizer(tokenizer.apply_chat_template([dict(m) for m in msgs], tokenize=False),
                                  add_special_tokens=False)["input_ids"]) <= max_tokens

@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         train_args += ["--data.max_length", str(args.max_length)]
     if not on_cuda:
         train_args += CPU_TRAIN_FLAGS
-    conf = QuickstartConfig(workdir=str(work), hub_data_dir=str(work / "hub"), hub_port=free_port(), namespace="org",
+    config = QuickstartConfig(workdir=str(work), hub_data_dir=str(work / "hub"), hub_port=free_port(), namespace="org",
                             adapter_name=ADAPTER_NAME, base_model=BASE_REPO, train_config=str(GPU_PRESET),
                             max_steps=args.steps, train_args=train_args, headless=True)
-    pipeline = Pipeline(conf)
+    pipeline = Pipeline(config)
     record: dict = {"bench": "pipeline", "device": torch.cuda.get_device_name(0) if on_cuda else "CPU",
                     "preset": GPU_PRESET.name, "steps": args.steps, "stages_s": {}}
     shape = {**(TINY_SHAPE if args.tiny else {}), "num_hidden_layers": args.layers, "vocab_size": 8192}
