@@ -141,9 +141,9 @@ Dataset.from_dict(rows).push_to_hub("org/xet-ds")
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
 torch.manual_seed(0)
-cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=64)
-model = LlamaForCausalLM(cfg)
+model = LlamaForCausalLM(config)
 model.push_to_hub("org/xet-tiny")
 model.save_pretrained(work / "tiny-local")
 # 4. Trainer(push_to_hub=True)
@@ -155,7 +155,7 @@ class Rows(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids}
 args = TrainingArguments(output_dir=str(work / "run"), max_steps=2, per_device_train_batch_size=2, report_to=[],
                          push_to_hub=True, hub_model_id="org/xet-trained", save_strategy="no", use_cpu=True)
-trainer = Trainer(model=LlamaForCausalLM(cfg), args=args, train_dataset=Rows())
+trainer = Trainer(model=LlamaForCausalLM(config), args=args, train_dataset=Rows())
 trainer.train()
 trainer.push_to_hub()
 trainer.model.save_pretrained(work / "trained-local")
