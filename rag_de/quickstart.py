@@ -54,6 +54,10 @@ class QuickstartConfig:
         default_factory=list, metadata={"help": "extra `rag-de train` flags, comma-separated, e.g. "
                                          "--training.save_steps=5"})
     eval_limit: int = field(default=0, metadata={"help": "evaluate on the first N test examples (0: all)"})
+    eval_batch_size: int = field(default=16, metadata={
+        "help": "prompts per generate call in the evaluation (16: the 28 test rows in two batches on a CPU)"})
+    eval_max_new_tokens: int = field(default=64, metadata={
+        "help": "answer length cap in the evaluation (a cited answer is ~45 tokens; the base model rambles)"})
     headless: bool = field(default=False, metadata={"help": "skip starting the demo at the end"})
     demo_port: int = field(default=7860, metadata={"help": "port of the local demo"})
     use_running_hub: bool = field(
@@ -227,7 +231,8 @@ class Pipeline:
         banner("evaluate", "base vs adapter on the test split (cached per example)")
         args = ["evaluate", "--base", self.config.base_model, "--adapter", self.adapter_repo,
                 "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
-                "--run-dir", str(self.run_dir)]
+                "--run-dir", str(self.run_dir), "--batch-size", str(self.config.eval_batch_size),
+                "--max-new-tokens", str(self.config.eval_max_new_tokens)]
         if self.config.eval_limit:
             args += ["--limit", str(self.config.eval_limit)]
         self.rag_de("evaluate", *args)
