@@ -20,7 +20,7 @@ from dataset_builder.build_config import BuildConfig
 from dataset_builder.examples import Corpus, choose_removals, locate_all
 from dataset_builder.inputs import SAMPLE_DATA, BuildInputs, read_inputs
 from dataset_builder.parquet_files import SplitFiles
-from dataset_builder.records import InputError, SkipLog, sha256_file
+from dataset_builder.records import SkipLog, sha256_file
 from dataset_builder.schema import SPLITS
 from dataset_builder.splits import split_questions
 from dataset_builder.writers import make_writer
@@ -162,29 +162,25 @@ def _stats(config: BuildConfig, corpus: Corpus, counter, split_stats: dict, ques
 
 
 def run_build_cli(args) -> int:
-    """Entry point of `rag-de build` (flags -> BuildInputs + BuildConfig)."""
+    """Entry point of `rag-de build` (flags -> BuildInputs + BuildConfig).
+
+    Bad input raises a `UserError` (`ConfigError`, `InputError`): `rag_de.cli.main` prints it as
+    `rag-de build: error: ...` and exits 2, like every other subcommand.
+    """
     import sys
 
-    from rag_de.config import ConfigError, load, overrides_from_args
+    from rag_de.config import load, overrides_from_args
+    from rag_de.errors import UserError
 
     if len(args.corpus) != len(args.qa):
-        print(f"error: give one --qa per --corpus (got {len(args.corpus)} --corpus, {len(args.qa)} --qa)",
-              file=sys.stderr)
-        return 2
-    try:
-        config = load(BuildConfig, args.config, overrides_from_args(args)).validate()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"{len(args.corpus)} --corpus but {len(args.qa)} --qa on the command line; "
+                        "give one --qa per --corpus, in the same order")
+    config = load(BuildConfig, args.config, overrides_from_args(args)).validate()
     inputs = BuildInputs(squad=list(args.squad), corpora=list(zip(args.corpus, args.qa)))
     if not inputs.squad and not inputs.corpora:
         inputs = BuildInputs.sample()
         print(f"[build] no inputs given: using the shipped sample data in {SAMPLE_DATA}", file=sys.stderr)
-    try:
-        stats = build(inputs, args.out, config, progress=not os.environ.get("RAG_DE_NO_PROGRESS"))
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    stats = build(inputs, args.out, config, progress=not os.environ.get("RAG_DE_NO_PROGRESS"))
     _print_summary(stats, args.out)
     return 0
 

@@ -30,13 +30,16 @@ def test_bad_config_and_flags_are_clear_errors(tmp_path, capsys):
     config_path = tmp_path / "bad.yaml"
     config_path.write_text("seeed: 1\n", encoding="utf-8")
     assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "o"), "--config", str(config_path)]) == 2
-    assert "unknown key(s) ['seeed']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("rag-de build: error: ") and "unknown key(s) ['seeed']" in err
     assert rag_de(["build", *CORPUS, "--out", str(tmp_path / "o"), "--min_k", "5"]) == 2
     assert "need 1 <= min_k <= k" in capsys.readouterr().err
     assert rag_de(["build", "--corpus", str(FIXTURE / "catalog"), "--out", str(tmp_path / "o")]) == 2
-    assert "give one --qa per --corpus" in capsys.readouterr().err
-    assert rag_de(["build", "--squad", str(tmp_path / "fehlt.json"), "--out", str(tmp_path / "o")]) == 1
-    assert "fehlt.json: SQuAD file not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("rag-de build: error: 1 --corpus but 0 --qa") and "give one --qa per --corpus" in err
+    assert rag_de(["build", "--squad", str(tmp_path / "fehlt.json"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rag-de build: error: ") and "fehlt.json: SQuAD file not found" in err
 
 
 def test_shipped_example_configs_are_valid():

@@ -119,5 +119,6 @@ def test_squad_input_from_a_hub_dataset_id(local_hub, tmp_path):
 
 
 def test_unknown_hub_dataset_is_a_clear_error(local_hub, tmp_path, capsys):
-    assert rag_de(["build", "--squad", "org/does-not-exist", "--out", str(tmp_path / "o")]) == 1
-    assert "org/does-not-exist: cannot load the Hub dataset" in capsys.readouterr().err
+    assert rag_de(["build", "--squad", "org/does-not-exist", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rag-de build: error: ") and "org/does-not-exist: cannot load the Hub dataset" in err
