@@ -7,8 +7,11 @@ Each rule writes answers in the contract's form (`Laut Abschnitt [n] (title): se
   the answer is the sentence of chunk 1 that shares the most words with the question.
 * `always_refuse`: every answer is `REFUSAL`.
 * `bm25`: cites the prompt chunk with the highest BM25 score for the question (ties: the lower number)
-  and answers with its sentence that shares the most words with the question; refuses when that top
-  score is below a threshold tuned on the validation split (`tune_threshold`, maximizing F1-GR).
+  and answers with its sentence that shares the most words with the question; refuses when its refusal
+  score, minus that top score, is at or above a threshold tuned on the validation split by the adapter's
+  own rule (`evaluation.thresholds.tune_threshold`: F1-GR, midpoints between observed scores, ties to
+  fewer refusals), so both get the same chance. results.json records the threshold on the refusal-score
+  scale and `top_score_cut` = minus it: the rule refuses when the top BM25 score is <= the cut.
 
 Word overlap and BM25 use the project's German analyzer (`dataset_builder.retrieval.tokenize_de`,
 `BM25Index`: stopword-free, Snowball-stemmed). The BM25 index holds the unique chunks (by id) of the split
@@ -29,17 +32,14 @@ from typing import Any, Mapping, Sequence
 from dataset_builder.chunking import sentence_spans
 from dataset_builder.contract import REFUSAL, Chunk, contexts_from_column, format_answer, render_chunk
 from dataset_builder.retrieval import BM25Index, tokenize_de
-from evaluation.metrics import aggregate, f1_gr, refusal_prf, score_example
+from evaluation.metrics import aggregate, score_example
+from evaluation.thresholds import tune_threshold
 
 NAMES = ("always_cite_1", "always_refuse", "bm25")
 LABELS = {"always_cite_1": "Always [1] (never refuses)", "always_refuse": "Always refuses",
           "bm25": "BM25 top chunk, tuned refusal threshold"}
-# The split the BM25 threshold is tuned on, and what the tuning maximizes there (ties: the lower threshold,
-# i.e. the rule that refuses less). F1-GR, the objective the adapter's own refusal threshold is tuned on
-# (evaluation/thresholds.py), so both rules get the same chance; refusal F1 alone would reward refusing
-# nearly everything on a split where a third of the rows are refusals. "refusal_f1" is the alternative.
+# The split the BM25 threshold is tuned on (the objective is `evaluation.thresholds`': F1-GR).
 TUNING_SPLIT = "validation"
-TUNING_OBJECTIVE = "f1_gr"
 # Queries per BM25 search call: each returns every chunk that shares a word with its question (exact
 # scores for the prompt's chunks need them all), so a batch bounds the memory those hit lists take.
 SEARCH_BATCH = 64
@@ -121,49 +121,23 @@ def top_chunks(scores: Sequence[Sequence[float]]) -> list[tuple[int, float]]:
     return out
 
 
-def _objective(refused: Sequence[bool], answerable: Sequence[bool], objective: str) -> float | None:
-    if objective == "refusal_f1":
-        return refusal_prf(refused, answerable)["refusal_f1"]
-    if objective == "f1_gr":
-        return f1_gr(refused, answerable)
-    raise ValueError(f"unknown tuning objective {objective!r}; use 'refusal_f1' or 'f1_gr'")
-
-
-def tune_threshold(top_scores: Sequence[float], answerable: Sequence[bool],
-                   objective: str = TUNING_OBJECTIVE) -> tuple[float, float | None]:
-    """The threshold t (refuse when top score < t) that maximizes `objective`, and its value.
-
-    Candidates: 0 (refuse nothing: BM25 scores are >= 0), the midpoints between consecutive distinct top
-    scores (a cut in a gap, not on an observed score, so a slightly different score on another split falls
-    on the same side), and the largest score + 1 (refuse everything). Ties go to the lower threshold. When
-    the objective is undefined for every candidate (no unanswerable row to tune on), t = 0: never refuse.
-    """
-    values = sorted(set(float(s) for s in top_scores) | {0.0})
-    candidates = [0.0] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1.0]
-    best_t, best_v = 0.0, None
-    for t in candidates:                               # ascending: a later candidate must be strictly better
-        value = _objective([s < t for s in top_scores], answerable, objective)
-        if value is not None and (best_v is None or value > best_v + 1e-12):
-            best_t, best_v = t, value
-    return best_t, best_v
-
-
 def bm25(rows: Sequence[Mapping[str, Any]], threshold: float) -> BaselineRun:
-    """Cite the BM25 top chunk; refuse below `threshold` (refusal score = minus the top score)."""
+    """Cite the BM25 top chunk; refuse where the refusal score (minus the top score) is >= `threshold`."""
     tops = top_chunks(chunk_scores(rows))
-    preds = [REFUSAL if score < threshold else cited_answer(r["question"], _chunks(r), number)
+    preds = [REFUSAL if -score >= threshold else cited_answer(r["question"], _chunks(r), number)
              for r, (number, score) in zip(rows, tops)]
-    return BaselineRun(preds, [-score for _, score in tops], threshold)
+    return BaselineRun(preds, [-score for _, score in tops], threshold, {"top_score_cut": -threshold})
 
 
-def tuned_bm25(rows: Sequence[Mapping[str, Any]], tune_rows: Sequence[Mapping[str, Any]],
-               objective: str = TUNING_OBJECTIVE) -> BaselineRun:
-    """`bm25` on `rows` with the threshold tuned on `tune_rows` (scored with their own index)."""
-    tune_tops = [score for _, score in top_chunks(chunk_scores(tune_rows))]
-    threshold, value = tune_threshold(tune_tops, [bool(r["answerable"]) for r in tune_rows], objective)
+def tuned_bm25(rows: Sequence[Mapping[str, Any]], tune_rows: Sequence[Mapping[str, Any]]) -> BaselineRun:
+    """`bm25` on `rows` with the threshold tuned on `tune_rows` (scored with their own index).
+
+    No unanswerable row to tune on: the tuner's highest candidate, which refuses nothing there.
+    """
+    refusal_scores = [-score for _, score in top_chunks(chunk_scores(tune_rows))]
+    threshold, value = tune_threshold(refusal_scores, [bool(r["answerable"]) for r in tune_rows])
     run = bm25(rows, threshold)
-    run.extra = {"threshold_objective": objective, f"threshold_{objective}": value,
-                 "threshold_rows": len(tune_rows)}
+    run.extra.update({"threshold_objective": "f1_gr", "threshold_f1_gr": value, "threshold_rows": len(tune_rows)})
     return run
 
 
@@ -201,5 +175,5 @@ def tuning_rows(dataset: str, split: str, revision: str | None,
                                     f"split {split!r} itself (optimistic)")
 
 
-__all__ = ["NAMES", "LABELS", "BaselineRun", "always_cite_1", "always_refuse", "bm25", "tuned_bm25", "tune_threshold",
+__all__ = ["NAMES", "LABELS", "BaselineRun", "always_cite_1", "always_refuse", "bm25", "tuned_bm25",
            "chunk_scores", "top_chunks", "best_sentence", "evaluate_baselines", "tuning_rows"]

@@ -168,7 +168,8 @@ def error_analysis(records: Sequence[dict], threshold: float, worst: int, metric
         bm25 = baselines.get("bm25", {})
         lines += ["## Headline metrics beside the trivial baselines", "",
                   *comparison_markdown(metrics, baselines), "",
-                  f"BM25 threshold {_cell(bm25.get('threshold'))}, tuned on split `{bm25.get('threshold_split')}`"
+                  f"BM25 refuses at a top score <= {_cell(bm25.get('top_score_cut'))}, tuned on split "
+                  f"`{bm25.get('threshold_split')}`"
                   + (f" ({bm25['threshold_note']})" if bm25.get("threshold_note") else "") + ".", "",
                   "## Failures", ""]
     lines += [f"{len(records)} examples. A failure kind can hit one example several times over "

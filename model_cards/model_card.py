@@ -157,7 +157,7 @@ def _baseline_table(results: dict) -> dict | None:
         "columns": columns,
         "rows": [{"label": LABELS.get(k, k) + (" (lower is better)" if k in LOWER_IS_BETTER else ""),
                   "values": [_fmt(v, 3) for v in values]} for k, values in rows],
-        "threshold": _fmt(bm25.get("threshold"), 3), "threshold_split": bm25.get("threshold_split"),
+        "cut": _fmt(bm25.get("top_score_cut"), 3), "threshold_split": bm25.get("threshold_split"),
         "threshold_objective": LABELS.get(bm25.get("threshold_objective"), bm25.get("threshold_objective")),
         "threshold_note": bm25.get("threshold_note"),
     }

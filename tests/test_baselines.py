@@ -11,7 +11,8 @@ import pytest
 
 from dataset_builder.contract import REFUSAL, Chunk, format_answer, parse_answer
 from evaluation.baselines import always_cite_1, always_refuse, best_sentence, bm25, chunk_scores, \
-    evaluate_baselines, top_chunks, tune_threshold, tuned_bm25
+    evaluate_baselines, top_chunks, tuned_bm25
+from evaluation.thresholds import tune_threshold
 
 MENSA = Chunk(id="mensa", title="Mensa", text="Die Mensa öffnet um 11 Uhr. Das Essen kostet 4 Euro.")
 BIB = Chunk(id="bib", title="Bibliothek", source="bib.md",
@@ -58,22 +59,12 @@ def test_best_sentence_is_the_one_sharing_most_question_words():
     assert best_sentence("Wer ist der Präsident?", BIB) == "Die Bibliothek leiht Bücher für vier Wochen aus."  # tie: first
 
 
-def test_tune_threshold_maximizes_the_objective_by_hand():
-    # candidates 0, .25, .75, 2, 4, 6 -> refusal F1 0, 2/3, 1/2, 0.8, 2/3, 4/7: t = 2 (refuse tops 0, .5, 1)
+def test_bm25_threshold_is_the_adapter_rule_on_minus_the_top_score():
+    # top scores 5, 3, 1, .5, 0 -> refusal scores -5 .. 0; candidates -6, -4, -2, -.75, -.25, 1 refuse
+    # 5, 4, 3, 2, 1, 0 rows -> F1-GR 2/7, 7/12, 0.8, 7/12, 16/21, 3/8 (e.g. at -2: refusal P 2/3 R 1,
+    # answered P 1 R 2/3): refuse where -top >= -2, i.e. at a top score <= 2
     tops, answerable = [5.0, 3.0, 1.0, 0.5, 0.0], [True, True, False, True, False]
-    assert tune_threshold(tops, answerable, "refusal_f1") == (2.0, pytest.approx(0.8))
-    # candidates 0, .5, 1.5, 2.5, 3.5, 5 -> 0, 0, 2/3, 1/2, 0.4, 2/3: refusing only the 1.0 and refusing
-    # everything tie at 2/3, and the tie goes to the lower threshold (fewer refusals)
-    assert tune_threshold([1.0, 2.0, 3.0, 4.0], [False, True, True, False], "refusal_f1") == (1.5, pytest.approx(2 / 3))
-    # nothing to refuse in the tuning split: never refuse
-    assert tune_threshold([1.0, 2.0], [True, True]) == (0.0, None)
-    # F1-GR (the default): candidates 0, .25, .75, 2, 4, 6 -> 3/8, 16/21, 7/12, 0.8, 7/12, 2/7; at t = 2
-    # refusal P 2/3 R 1 and answered P 1 R 2/3 give (0.8 + 0.8) / 2
-    assert tune_threshold(tops, answerable) == (2.0, pytest.approx(0.8))
-    # F1-GR does not reward refusing a lot: refuse {1} -> (2/3 + 0.8) / 2 = 11/15, refuse all -> 1/3
-    assert tune_threshold([1.0, 2.0, 3.0, 4.0], [False, True, True, False]) == (1.5, pytest.approx(11 / 15))
-    with pytest.raises(ValueError, match="unknown tuning objective"):
-        tune_threshold(tops, answerable, "accuracy")
+    assert tune_threshold([-t for t in tops], answerable) == (-2.0, pytest.approx(0.8))
 
 
 def test_rules_answer_in_the_contract_form():
@@ -82,9 +73,9 @@ def test_rules_answer_in_the_contract_form():
     assert cite_1[0] == "Laut Abschnitt [1] (Bibliothek): Die Bibliothek leiht Bücher für vier Wochen aus."
     assert all(parse_answer(p).cited == [1] and not parse_answer(p).is_refusal for p in cite_1)
     assert always_refuse(rows).predictions == [REFUSAL] * 6
-    run = bm25(rows, threshold=0.5)
+    run = bm25(rows, threshold=0.0)                                         # refuse at a top score <= 0: u1
     assert run.predictions[0] == "Laut Abschnitt [2] (Mensa): Die Mensa öffnet um 11 Uhr."
-    assert run.predictions[4] == REFUSAL and run.threshold == 0.5
+    assert [p == REFUSAL for p in run.predictions] == [False, False, False, False, True, False]
     assert run.refusal_scores[4] == 0.0 and run.refusal_scores[0] < 0       # minus the top score
 
 
@@ -109,7 +100,8 @@ def test_baseline_metrics_on_the_hand_made_split():
         assert top[key] == 1.0, key
     assert top["needless_refusal_rate"] == 0.0
     tops = [s for _, s in top_chunks(chunk_scores(rows))]
-    assert top["threshold"] == pytest.approx((tops[5] + min(tops[:4])) / 2)   # the midpoint of the gap
+    assert top["top_score_cut"] == pytest.approx((tops[5] + min(tops[:4])) / 2)   # the midpoint of the gap
+    assert top["threshold"] == -top["top_score_cut"]
     assert top["threshold_split"] == "test" and top["threshold_note"] == "tuned on the scored split"
     assert top["threshold_objective"] == "f1_gr" and top["threshold_f1_gr"] == 1.0
     assert top["threshold_rows"] == 6
@@ -117,12 +109,17 @@ def test_baseline_metrics_on_the_hand_made_split():
 
 def test_threshold_comes_from_the_tuning_rows():
     rows = make_rows()
-    # A tuning split without unanswerable rows: threshold 0, so BM25 never refuses on the scored rows.
-    run = tuned_bm25(rows, make_rows(ROWS_SPEC[:4]))
-    assert run.threshold == 0.0 and REFUSAL not in run.predictions
-    # Tuned on u1 + a4 only: the cut is half of a4's top score (its own index over the MENSA chunk alone).
+    # Tuned on a4 + u1 only: the cut is half of a4's top score (its own index over MENSA and BIB).
     tune = make_rows([ROWS_SPEC[3], ROWS_SPEC[4]])
     a4_top = top_chunks(chunk_scores(tune))[0][1]
     run = tuned_bm25(rows, tune)
-    assert run.threshold == pytest.approx(a4_top / 2)
-    assert run.extra == {"threshold_objective": "f1_gr", "threshold_f1_gr": 1.0, "threshold_rows": 2}
+    assert run.threshold == pytest.approx(-a4_top / 2)
+    assert run.extra == {"top_score_cut": pytest.approx(a4_top / 2), "threshold_objective": "f1_gr",
+                         "threshold_f1_gr": 1.0, "threshold_rows": 2}
+    # A tuning split without unanswerable rows: F1-GR is undefined, the tuner keeps its candidate that
+    # refuses nothing there (one below the smallest top score).
+    tune = make_rows(ROWS_SPEC[:4])
+    tune_tops = [s for _, s in top_chunks(chunk_scores(tune))]
+    run = tuned_bm25(tune, tune)
+    assert run.extra["top_score_cut"] == pytest.approx(min(tune_tops) - 1) and REFUSAL not in run.predictions
+    assert run.extra["threshold_f1_gr"] is None

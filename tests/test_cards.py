@@ -84,7 +84,7 @@ def test_model_card_shows_base_adapter_and_every_baseline_on_the_headline_metric
     baselines = {"always_cite_1": rule,
                  "always_refuse": {**rule, "citation_accuracy_multi": 0.0, "refusal_f1": 0.5,
                                    "needless_refusal_rate": 1.0, "f1_gr": 0.25, "answered_correctness": None},
-                 "bm25": {**rule, "citation_accuracy_multi": 0.6667, "refusal_f1": 0.61, "threshold": 2.25,
+                 "bm25": {**rule, "citation_accuracy_multi": 0.6667, "refusal_f1": 0.61, "threshold": -2.25, "top_score_cut": 2.25,
                           "threshold_split": "validation", "threshold_objective": "f1_gr", "threshold_note": None}}
     text = render_model_card(make_run(tmp_path, {**RESULTS, "metrics": metrics, "baselines": baselines}))
     assert "### Against trivial baselines" in text
@@ -93,7 +93,7 @@ def test_model_card_shows_base_adapter_and_every_baseline_on_the_headline_metric
     assert "| Citation accuracy (2+ chunks) | 0.450 | 0.820 | 0.500 | 0.000 | 0.667 |" in text
     assert "| Needless-refusal rate (lower is better) | 0.000 | 0.120 | 0.000 | 1.000 | 0.000 |" in text
     assert "| Answered correctness | 0.200 | 0.550 | 0.300 | n/a | 0.300 |" in text
-    assert "threshold (2.250, tuned on split `validation` for F1-GR (grounded refusal))" in text
+    assert "score is at most 2.250 (tuned on split `validation` for F1-GR (grounded refusal) by the rule" in text
     # the baselines stay in the body: the model-index lists the adapter's figures only
     assert {e.metric_type for e in ModelCard(text).data.eval_results} == set(headline)
 

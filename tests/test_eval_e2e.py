@@ -167,7 +167,7 @@ def test_evaluate_writes_results_plots_errors_and_card(tiny, capsys):
     assert baselines["always_refuse"]["needless_refusal_rate"] == 1.0
     bm25 = baselines["bm25"]
     assert bm25["citation_accuracy_multi"] == 1.0 and bm25["f1_gr"] == 1.0 and bm25["refusal_auc"] == 1.0
-    assert bm25["threshold"] > 0 and bm25["threshold_split"] == "test" and "no usable 'validation'" in bm25["threshold_note"]
+    assert bm25["top_score_cut"] > 0 and bm25["threshold_split"] == "test" and "no usable 'validation'" in bm25["threshold_note"]
     assert str(tiny["root"]) not in json.dumps(results)
     # A random model is far from the gold answers; its loss is about ln(vocab) and differs with the adapter.
     loss = results["metrics"]["eval_loss"]
