@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 MERGED_HELP = """Merge a LoRA adapter into its base and save a plain transformers model for vLLM, TGI or
 AutoModelForCausalLM: safetensors, tokenizer, chat template, generation_config.json with the EOS ids the
@@ -23,22 +22,19 @@ the chat template as TEMPLATE and the stop tokens. --push uploads file, Modelfil
 
 
 def _run(kind: str, args: argparse.Namespace) -> int:
-    from model_cards.safety import UnsafeCardError
-    from rag_de.config import ConfigError, load, overrides_from_args
-    from serving.config import ExportError, GGUFExportConfig, MergedExportConfig
+    """Bad input raises a `UserError` (`ExportError`, `ConfigError`, `UnsafeCardError`); `rag_de.cli.main`
+    prints it as `rag-de export <kind>: error: ...` and exits 2."""
+    from rag_de.config import load, overrides_from_args
+    from serving.config import GGUFExportConfig, MergedExportConfig
 
-    try:
-        if kind == "merged":
-            from serving.export import export_merged
+    if kind == "merged":
+        from serving.export import export_merged
 
-            facts = export_merged(load(MergedExportConfig, args.config, overrides_from_args(args)))
-        else:
-            from serving.export import export_gguf
+        facts = export_merged(load(MergedExportConfig, args.config, overrides_from_args(args)))
+    else:
+        from serving.export import export_gguf
 
-            facts = export_gguf(load(GGUFExportConfig, args.config, overrides_from_args(args)))
-    except (ExportError, ConfigError, UnsafeCardError) as exc:
-        print(f"rag-de export: error: {exc}", file=sys.stderr)
-        return 2
+        facts = export_gguf(load(GGUFExportConfig, args.config, overrides_from_args(args)))
     diff = facts.get("max_abs_logit_diff")
     print(f"[export {kind}] wrote {facts['out']}" + (f" and {facts['modelfile']}" if facts.get("modelfile") else ""))
     if diff is not None:

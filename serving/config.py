@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rag_de.errors import UserError
 
-class ExportError(ValueError):
-    """Bad input for an export; the message says what, where and how to fix it."""
+
+class ExportError(UserError):
+    """Bad input for an export; the message says what, where and how to fix it (reported by `rag-de`)."""
 
 
 @dataclass

@@ -249,7 +249,7 @@ def run_error(args, capsys) -> str:
     capsys.readouterr()   # drop what building the fixtures printed
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("rag-de export: error: "), err
+    assert err.startswith(f"rag-de export {args[1]}: error: "), err   # rag_de.cli.main reports it
     return err
 
 
