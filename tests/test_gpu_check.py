@@ -32,7 +32,7 @@ def smoke(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gpu-check")
     env = {**os.environ, "OUT": str(tmp / "out"), "GPU_CHECK_WORK": str(tmp / "work"), "PYTHON": sys.executable}
     proc = subprocess.run([str(REPO_ROOT / "scripts" / "gpu_check.sh"), "--smoke"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=2700)
+                          capture_output=True, text=True, timeout=5700)
     lines = (tmp / "out" / "figures.jsonl").read_text().splitlines()
     records = {r["step"]: r for r in map(json.loads, lines)}
     return proc, records, tmp / "out"
