@@ -201,12 +201,21 @@ def decision_from(record: dict) -> Decision:
 
 
 def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold, digest, cache, tokenizer, model):
-    """Predictions of the decided pipeline: the refusal where the score clears the threshold, else the
-    answer generated after the forced `Laut Abschnitt [n]` (n = the most probable chunk in the prompt)."""
+    """Predictions of the decided pipeline: the refusal where the score clears the threshold; else, citing
+    n = the most probable chunk in the prompt, the cited chunk's sentence that explains the question best
+    (the evidence reading at sentence level), in the dataset's answer form (constrained decoding over the
+    answers it was trained to copy); for a chunk without sentences, the answer generated after the forced
+    `Laut Abschnitt [n]`."""
     from tqdm.auto import tqdm
 
-    forced = {i: f"{LEAD_OPEN}{d.citation}]" for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
-    keys = {i: example_key(digest, "decided", rows[i]["id"], prompts[i] + lead) for i, lead in forced.items()}
+    from dataset_builder.writers.extractive import answer_candidates
+    from evaluation.decisions import choose_answer
+
+    forced = {i: d.citation for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
+    candidates = {i: answer_candidates(rows[i]["question"], contexts_from_column(rows[i]["contexts"]), n)
+                  for i, n in forced.items()}
+    keys = {i: example_key(digest, "decided-evidence", rows[i]["id"], prompts[i] + "\n".join(candidates[i][0]))
+            for i, n in forced.items()}
     todo = sorted((i for i in forced if keys[i] not in cache), key=lambda i: len(prompts[i]))
     if todo:
         from evaluation.inference import generate_batch
@@ -217,12 +226,21 @@ def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold,
             quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=config.compute_dtype)
             model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
             model = load_adapter(model, config.adapter, revision=config.adapter_revision).eval()
-        bar = tqdm(total=len(todo), desc="adapter: decided generation", unit="ex")
-        for start in range(0, len(todo), config.batch_size):
-            batch = todo[start: start + config.batch_size]
-            values = generate_batch(model, tokenizer, [prompts[i] + forced[i] for i in batch], config.max_new_tokens)
+        bar = tqdm(total=len(todo), desc="adapter: decided answers", unit="ex")
+        for i in [i for i in todo if candidates[i][0]]:
+            chunk = contexts_from_column(rows[i]["contexts"])[forced[i] - 1]
+            answer = choose_answer(model, tokenizer, rows[i]["question"], chunk, *candidates[i])
             cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
-                           "prediction": forced[i] + v} for i, v in zip(batch, values)])
+                           "prediction": answer}])
+            bar.update(1)
+        free = [i for i in todo if not candidates[i][0]]
+        for start in range(0, len(free), config.batch_size):
+            batch = free[start: start + config.batch_size]
+            leads = [f"{LEAD_OPEN}{forced[i]}]" for i in batch]
+            values = generate_batch(model, tokenizer, [prompts[i] + lead for i, lead in zip(batch, leads)],
+                                    config.max_new_tokens)
+            cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
+                           "prediction": lead + v} for i, lead, v in zip(batch, leads, values)])
             bar.update(len(batch))
         bar.close()
     return [cache.records[keys[i]]["prediction"] if i in forced else REFUSAL for i in range(len(rows))]

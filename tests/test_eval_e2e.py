@@ -375,3 +375,30 @@ def test_left_padded_batch_generates_what_each_prompt_generates_alone(tiny):
     assert len({len(tokenizer(p)["input_ids"]) for p in prompts}) == 3      # really padded
     batched = generate_batch(model, tokenizer, prompts, max_new_tokens=6)
     assert batched == [generate_batch(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
+
+
+@pytest.mark.parametrize("mode", ["lead", "evidence"])
+def test_decided_answers_follow_the_shipped_threshold(tiny, tmp_path, mode):
+    """An adapter shipping rag_de_decision.json gets a decided pipeline in results.json: the threshold's
+    reading decides refusals and citations (within the prompt's chunks), answers are contract-form."""
+    import shutil
+
+    from dataset_builder.contract import REFUSAL, parse_answer
+    from dataset_builder.decision import DecisionThreshold
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny["adapter"], adapter)
+    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode).save(adapter)
+    args = evaluate_args(tiny, tmp_path / "out", "--limit", "4")
+    args[args.index("--adapter") + 1] = str(adapter)
+    assert rag_de(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    name = "adapter" if mode == "lead" else "adapter_evidence"
+    assert results["decision"][name]["refusal_threshold"] == float("inf")
+    assert results["decision_threshold"]["mode"] == mode
+    assert results["decided"]["needless_refusal_rate"] == 0.0     # an infinite threshold never refuses
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    for row in rows:
+        decided = row["adapter_decided"]["prediction"]
+        assert decided != REFUSAL and decided.startswith("Laut Abschnitt [")
+        assert 1 <= parse_answer(decided).cited[0] <= 3

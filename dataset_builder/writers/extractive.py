@@ -72,6 +72,25 @@ def extractive_answer(request: WriteRequest, cite_title: bool = True) -> str:
     return format_answer(sentence, request.gold_number, chunk.title if cite_title else None)
 
 
+def answer_candidates(question: str, contexts: Sequence, number: int,
+                      cite_title: bool = True) -> tuple[list[str], list[str]]:
+    """(answers, their sentences): every answer this writer could write citing chunk `number`, one per
+    sentence of its text (headings are not answers), in the same form as `extractive_answer`. Evaluation
+    lets a model's probabilities choose among them (evaluation.decisions.choose_answer)."""
+    chunk = contexts[number - 1]
+    answers: list[str] = []
+    sentences: list[str] = []
+    for start, end in sentence_spans(chunk.text):
+        sentence = chunk.text[start:end]
+        if not sentence.strip() or _HEADING_MARKER_RE.match(sentence.lstrip()):
+            continue
+        answer = extractive_answer(WriteRequest(question, list(contexts), number, sentence, start), cite_title)
+        if answer not in answers:
+            answers.append(answer)
+            sentences.append(sentence.strip())
+    return answers, sentences
+
+
 class ExtractiveWriter(AnswerWriter):
     name = "extractive"
 
