@@ -25,19 +25,21 @@ def _save_figure(fig, path: Path) -> None:
 
 
 def comparison(metrics: dict[str, dict], baselines: dict[str, dict] | None,
-               keys: Sequence[str] = HEADLINE) -> tuple[list[str], list[tuple[str, list]]]:
-    """(column names, [(metric key, values)]) of base, adapter and each baseline on `keys`.
+               keys: Sequence[str] = HEADLINE, decided: dict | None = None) -> tuple[list[str], list[tuple[str, list]]]:
+    """(column names, [(metric key, values)]) of base, adapter (free generation), the adapter's decided
+    pipeline (when given: results.json "decided") and each baseline on `keys`.
 
     One table for the card, the error analysis and the plot, so a gain reads as a gain over a trivial rule.
     """
     from evaluation.baselines import LABELS as BASELINE_LABELS
 
     names = list(baselines or {})
-    columns = ["Base", "Adapter"] + [BASELINE_LABELS.get(n, n) for n in names]
+    columns = ["Base", "Adapter"] + (["Adapter, decided"] if decided else []) + [BASELINE_LABELS.get(n, n) for n in names]
     rows = []
     for key in keys:
         row = metrics.get(key) or {}
-        rows.append((key, [row.get("base"), row.get("adapter")] + [baselines[n].get(key) for n in names]))
+        rows.append((key, [row.get("base"), row.get("adapter")] + ([decided.get(key)] if decided else [])
+                     + [baselines[n].get(key) for n in names]))
     return columns, rows
 
 

@@ -151,7 +151,7 @@ def _baseline_table(results: dict) -> dict | None:
     baselines = results.get("baselines")
     if not baselines or not isinstance(results.get("metrics"), dict):
         return None
-    columns, rows = comparison(results["metrics"], baselines)
+    columns, rows = comparison(results["metrics"], baselines, decided=results.get("decided"))
     bm25 = baselines.get("bm25") or {}
     return {
         "columns": columns,
@@ -161,6 +161,24 @@ def _baseline_table(results: dict) -> dict | None:
         "threshold_objective": LABELS.get(bm25.get("threshold_objective"), bm25.get("threshold_objective")),
         "threshold_note": bm25.get("threshold_note"),
     }
+
+
+def _decision_note(results: dict, summary: dict) -> dict | None:
+    """How the adapter decides (its shipped threshold) and what each reading measured on the test split."""
+    threshold = results.get("decision_threshold") or summary.get("decision")
+    if not threshold:
+        return None
+    decision = results.get("decision") or {}
+    readings = []
+    for name, label in (("base", "base, lead"), ("adapter", "adapter, lead"), ("base_evidence", "base, evidence"),
+                        ("adapter_evidence", "adapter, evidence")):
+        figures = decision.get(name)
+        if figures:
+            readings.append({"label": label, "auc": _fmt(figures.get("refusal_auc"), 3),
+                             "citation": _fmt(figures.get("constrained_citation_accuracy_multi"), 3)})
+    return {"mode": threshold.get("mode", "lead"), "threshold": _fmt(threshold.get("refusal_threshold"), 3),
+            "tuned_on": threshold.get("tuned_on"), "objective": threshold.get("objective_value"),
+            "objective_value": _fmt(threshold.get("objective_value"), 3), "readings": readings}
 
 
 def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: str = "apache-2.0") -> str:
@@ -208,7 +226,7 @@ def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: s
         snippet_quant_type=quant if quant in ("nf4", "fp4") else "nf4",
         snippet_double_quant=bool(qcfg.get("double_quant", True)),
         snippet_compute_dtype=qcfg.get("compute_dtype", "bfloat16"),
-        eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"), baselines=_baseline_table(results),
+        eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"), baselines=_baseline_table(results), decision=_decision_note(results, summary),
         eval_dataset_label=(f"`{eval_dataset}`" + (" (a local build, before publishing)" if eval_local else ""))
         if eval_dataset else "the local dataset",
         eval_count=counts.get("examples", 0), eval_answerable=counts.get("answerable", 0),
