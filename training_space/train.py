@@ -419,7 +419,7 @@ def tune_decision(trainer, config: TrainConfig, run: "Run"):
     rows = list(splits[config.data.eval_split])
     where = f"{Path(run.dataset).name if Path(run.dataset).exists() else run.dataset} [{config.data.eval_split}]"
     trainer.model.eval()
-    decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, conf.training.decision_modes)
+    decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes)
     for t in tuned.values():
         log(f"{t.mode} decisions on {where}: refusal threshold {t.refusal_threshold:.3f}, F1-GR "
             f"{_fmt(t.objective_value)}, refusal AUC {_fmt(t.refusal_auc)}, constrained citation accuracy on 2+ "
