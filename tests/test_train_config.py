@@ -74,7 +74,7 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
     ({"training": {"bf16": True}}, "training.bf16=true on device 'cpu'"),
     ({"training": {"fp16": True}}, "fp16=true needs a CUDA GPU"),
     ({"training": {"use_liger_kernel": True}}, "use_liger_kernel=true needs a CUDA GPU"),
-    ({"training": {"save_steps": 15, "eval_steps": 10}}, "save_steps=15 must be a multiple"),
+    ({"training": {"save_steps": 15, "eval_steps": 10, "load_best_model_at_end": True}}, "save_steps=15 must be a multiple"),
     ({"data": {"packing": True}, "model": {"attn_implementation": "eager"}}, "packing=true with model.attn"),
     ({"model": {"attn_implementation": "flex_attention"}}, "flex_attention on device 'cpu'.*no backward"),
     ({"tracking": {"report_to": ["mlflowx"]}}, "unknown tracker"),
