@@ -44,7 +44,7 @@ class Decision:
     """One prompt's decisions: refusal score (higher = refuse), citation scores per chunk number."""
 
     refusal_score: float
-    citation_scores: list[float]          # log-probabilities of chunk numbers 1..k (first token of each)
+    citation_scores: list[float]          # per chunk 1..k: lead = log P(its number), evidence = PMI with it
 
     @property
     def citation(self) -> int:

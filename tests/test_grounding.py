@@ -116,3 +116,26 @@ def test_counterfactual_build_keeps_every_contract_invariant(tmp_path):
         assert not any("#cf-" in i for i in ids)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["splits"]["train"]["counterfactual_moved"] == moved
+
+
+def test_threshold_file_on_the_hub_or_absent(local_hub, tmp_path):
+    """An adapter repo without the file means free generation (None), not an error; with it, the same values."""
+    import uuid
+
+    from huggingface_hub import HfApi
+
+    from dataset_builder.decision import DECISION_FILE, DecisionThreshold, load_threshold
+
+    repo = f"org/adapter-{uuid.uuid4().hex[:6]}"
+    api = HfApi()
+    api.create_repo(repo)
+    (tmp_path / "adapter_config.json").write_text("{}")
+    api.upload_file(path_or_fileobj=str(tmp_path / "adapter_config.json"), path_in_repo="adapter_config.json",
+                    repo_id=repo)
+    assert load_threshold(repo) is None
+    shipped = DecisionThreshold(refusal_threshold=-12.5, tuned_on="org/data [validation], 38 rows", mode="evidence",
+                                objective_value=0.75, refusal_auc=0.8, citation_accuracy_multi=0.9)
+    path = shipped.save(tmp_path)
+    assert path.name == DECISION_FILE
+    api.upload_file(path_or_fileobj=str(path), path_in_repo=DECISION_FILE, repo_id=repo)
+    assert load_threshold(repo) == shipped
