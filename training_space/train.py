@@ -417,7 +417,9 @@ def tune_decision(trainer, config: TrainConfig, run: "Run"):
 
     splits, _ = data_mod.load_splits(run.dataset, config.data.revision)
     rows = list(splits[config.data.eval_split])
-    where = f"{Path(run.dataset).name if Path(run.dataset).exists() else run.dataset} [{config.data.eval_split}]"
+    name = Path(run.dataset).name if Path(run.dataset).exists() else run.dataset
+    revision = f"@{run.dataset_revision[:10]}" if run.dataset_revision else ""
+    where = f"{name}{revision} [{config.data.eval_split}]"
     trainer.model.eval()
     decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes)
     for t in tuned.values():
