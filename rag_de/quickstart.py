@@ -324,7 +324,8 @@ def print_metrics(results: dict) -> None:
         if isinstance(row, dict) and "base" in row and "adapter" in row:
             print(f"  {name:<32}{_fmt(row['base']):>10}{_fmt(row['adapter']):>10}")
     decided, baselines = results.get("decided") or {}, results.get("baselines") or {}
-    decision = (results.get("decision") or {}).get("adapter") or {}
+    mode = (results.get("decision_threshold") or {}).get("mode", "lead")
+    decision = (results.get("decision") or {}).get("adapter" if mode == "lead" else f"adapter_{mode}") or {}
     if decided or baselines:
         names = list(baselines)
         print(f"\n  {'headline (test split)':<32}{'decided':>10}" + "".join(f"{n[:14]:>16}" for n in names))
@@ -332,7 +333,7 @@ def print_metrics(results: dict) -> None:
             cells = "".join(f"{_fmt((baselines[n].get('metrics') or baselines[n]).get(key)):>16}" for n in names)
             print(f"  {key:<32}{_fmt(decided.get(key)):>10}{cells}")
     if decision:
-        print(f"  adapter refusal AUC {_fmt(decision.get('refusal_auc'))}, constrained citation accuracy (2+ chunks) "
+        print(f"  adapter ({mode} reading) refusal AUC {_fmt(decision.get('refusal_auc'))}, constrained citation accuracy (2+ chunks) "
               f"{_fmt(decision.get('constrained_citation_accuracy_multi'))}, threshold {_fmt(decision.get('refusal_threshold'))}")
 
 
