@@ -56,6 +56,9 @@ class QuickstartConfig:
     eval_limit: int = field(default=0, metadata={"help": "evaluate on the first N test examples (0: all)"})
     eval_batch_size: int = field(default=16, metadata={
         "help": "prompts per generate call in the evaluation (16: the 28 test rows in two batches on a CPU)"})
+    eval_compute_loss: bool = field(default=False, metadata={
+        "help": "also the teacher-forced answer loss of base and adapter in the evaluation (~1 min on 2 cores; "
+        "the validation loss is in train_summary.json either way)"})
     eval_max_new_tokens: int = field(default=64, metadata={
         "help": "answer length cap in the evaluation (a cited answer is ~45 tokens; the base model rambles)"})
     headless: bool = field(default=False, metadata={"help": "skip starting the demo at the end"})
@@ -232,7 +235,8 @@ class Pipeline:
         args = ["evaluate", "--base", self.config.base_model, "--adapter", self.adapter_repo,
                 "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
                 "--run-dir", str(self.run_dir), "--batch-size", str(self.config.eval_batch_size),
-                "--max-new-tokens", str(self.config.eval_max_new_tokens)]
+                "--max-new-tokens", str(self.config.eval_max_new_tokens),
+                "--compute-loss", str(self.config.eval_compute_loss).lower()]
         if self.config.eval_limit:
             args += ["--limit", str(self.config.eval_limit)]
         self.rag_de("evaluate", *args)

@@ -402,3 +402,12 @@ def test_decided_answers_follow_the_shipped_threshold(tiny, tmp_path, mode):
         decided = row["adapter_decided"]["prediction"]
         assert decided != REFUSAL and decided.startswith("Laut Abschnitt [")
         assert 1 <= parse_answer(decided).cited[0] <= 3
+
+
+def test_evaluate_without_answer_loss(tiny, tmp_path):
+    """--compute-loss false (the quickstart's default): no loss pass, no eval_loss row, reports still written."""
+    out = tmp_path / "no-loss"
+    assert rag_de(evaluate_args(tiny, out, "--limit", "2", "--compute-loss", "false")) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "eval_loss" not in results["metrics"] and results["cache"]["adapter"]["loss_seconds"] == 0.0
+    assert (out / "error_analysis.md").exists() and (out / "metrics.png").exists()
