@@ -118,6 +118,8 @@ def main() -> int:
     ref_gen_s = time.perf_counter() - started
     with reference.disable_adapter():
         base_answers = generate_batch(reference, tokenizer, texts, args.new_tokens)
+        base_logits = position_logits(reference, tokenizer, texts)
+    figures["adapter_logit_shift"] = max_diff(ref_logits, base_logits)   # how much the adapter changes the model
     del reference, base
     # The same merge in float64: shows the merge itself is exact, and how far each fp32 path is from the exact
     # values (the fp32 rounding noise any two ways of computing the same function differ by).

@@ -22,7 +22,9 @@ def test_embedded_exports_answer_like_base_plus_adapter(tmp_path):
                     "--new-tokens", "16", "--dtypes", "f32", "--json", str(out)], check=True, cwd=REPO_ROOT)
     figures = json.loads(out.read_text())
     merged, gguf, f64 = figures["exports"]["merged fp32"], figures["exports"]["gguf f32"], figures["float64"]
-    assert figures["adapter_changes_answers"] >= 1          # the adapter matters
+    # The adapter matters: it moves the logits far more than the merge may (a random adapter of this size
+    # need not change a 16-token greedy answer, so answers are not the test of that).
+    assert figures["adapter_logit_shift"] > 10 * max(figures["exports"]["merged fp32"]["max_abs_logit_diff"], 1e-6)
     assert merged["identical_answers"] == gguf["identical_answers"] == figures["rows"] == 2
     # The merge is exact (float64), and in fp32 merged and base + adapter differ by no more than fp32 rounding
     # moves either of them from the exact logits (|logits| reach ~40 on this model: ~1e-4 absolute).
