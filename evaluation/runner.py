@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, render_prompt_text
-from dataset_builder.decision import LEAD_OPEN, Decision, DecisionTokens, decide, decide_by_evidence, load_threshold
+from dataset_builder.decision import LEAD_OPEN, Decision, load_threshold
 from evaluation.cache import ResultCache, example_key, settings_hash
 from evaluation.config import EvalConfig
 from evaluation.data import EvalInputError, load_split
-from evaluation.decisions import decision_metrics
+from evaluation.decisions import decide_rows, decision_metrics
 from evaluation.metrics import aggregate, score_example
 from rag_de.atomic import write_json
 from rag_de.base_model import hub_id
@@ -142,7 +142,6 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
         model = load_adapter(model, config.adapter, revision=config.adapter_revision)
         model.eval()
-        decision_tokens = DecisionTokens.from_tokenizer(tokenizer)
         for variant in VARIANTS:
             for kind in kinds:
                 todo = sorted(pending[(variant, kind)], key=lambda i: len(prompts[i]))  # less padding
@@ -158,14 +157,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                             values = generate_batch(model, tokenizer, [prompts[i] for i in batch],
                                                     config.max_new_tokens)
                             records = [{"prediction": v} for v in values]
-                        elif kind == "decision":
-                            values = decide(model, tokenizer, [prompts[i] for i in batch],
-                                            [len(rows[i]["contexts"]) for i in batch], decision_tokens)
-                            records = [{"refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
-                                       for d in values]
-                        elif kind == "evidence":
-                            values = [decide_by_evidence(model, tokenizer, rows[i]["question"],
-                                                         contexts_from_column(rows[i]["contexts"])) for i in batch]
+                        elif kind in KIND_MODE:   # one of the two decision readings
+                            values = decide_rows(model, tokenizer, [rows[i] for i in batch], KIND_MODE[kind])
                             records = [{"refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
                                        for d in values]
                         else:
@@ -194,6 +187,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
 
 MODE_KIND = {"lead": "decision", "evidence": "evidence"}   # decision mode -> its cache kind
+KIND_MODE = {kind: mode for mode, kind in MODE_KIND.items()}
 
 
 def decision_from(record: dict) -> Decision:
