@@ -112,7 +112,7 @@ class DemoService:
         try:
             lead = ""
             if self.decision is not None:   # the adapter's own probabilities decide first (settings.decide)
-                number = self.generator.decide(question, chunks, self.decision)
+                number = self.generator.decide(question, chunks, self.decision, [h.score for h in hits])
                 if number is None:
                     answer = REFUSAL
                     yield notice, streaming_markdown(answer), "", sources

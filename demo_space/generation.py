@@ -77,17 +77,20 @@ class Generator:
     def _adapter_context(self, use_adapter: bool):
         return self.model.disable_adapter() if (self.has_adapter and not use_adapter) else nullcontext()
 
-    def decide(self, question: str, chunks, threshold) -> int | None:
+    def decide(self, question: str, chunks, threshold, bm25_scores=()) -> int | None:
         """The adapter's decision (`dataset_builder.decision`, the reading the threshold was tuned for):
-        the chunk number to cite, or None to refuse."""
+        the chunk number to cite, or None to refuse. `fused` needs the retrieval's BM25 scores of `chunks`
+        (the demo's index over the dataset's chunks: IDF close to, not equal to, the tuning split's)."""
         from dataset_builder.contract import render_prompt_text
         from dataset_builder.decision import decide, decide_by_evidence
 
         if not chunks:
             return None
         with self._lock, self._adapter_context(True):
-            if threshold.mode == "evidence":
+            if threshold.mode in ("evidence", "fused"):
                 decision = decide_by_evidence(self.model, self.tokenizer, question, chunks)
+                if threshold.mode == "fused":
+                    decision = threshold.fusion.fuse(decision, list(bm25_scores))
             else:
                 prompt = render_prompt_text(self.tokenizer, question, chunks)
                 decision = decide(self.model, self.tokenizer, [prompt], [len(chunks)])[0]

@@ -34,6 +34,13 @@ class EvalConfig:
     device: str | None = field(default=None, metadata={"help": "cuda or cpu (default: cuda if available)"})
     compute_loss: bool = field(default=True, metadata={
         "help": "also compute teacher-forced eval loss and perplexity on the gold answers"})
+    readings: list[Literal["lead", "evidence"]] = field(default_factory=lambda: ["lead", "evidence"], metadata={
+        "help": "decision readings scored for base and adapter (dataset_builder/decision.py); the adapter's "
+        "shipped reading is always scored. The quickstart scores only `evidence` (the lead reading of a "
+        "20-step adapter measured at chance; ~1.5 min on 2 cores)"})
+    threshold: Literal["shipped", "validation"] = field(default="shipped", metadata={
+        "help": "refusal threshold of the decided pipeline: the one shipped with the adapter, or re-tuned on "
+        "this dataset's validation split with the same rule as the BM25 baseline (for a new domain)"})
     worst_examples: int = field(default=5, metadata={"help": "examples per failure kind in error_analysis.md"})
     hallucination_threshold: float = field(default=0.5, metadata={
         "help": "an answer whose faithfulness proxy is below this counts as hallucinated content"})

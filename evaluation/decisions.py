@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
-from dataset_builder.decision import (DECISION_MODES, Decision, DecisionThreshold, DecisionTokens, decide,
-                                      decide_by_evidence)
+from dataset_builder.decision import (DECISION_MODES, MODEL_READING, Decision, DecisionThreshold, DecisionTokens,
+                                      Fusion, decide, decide_by_evidence)
 from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
 from evaluation.thresholds import tune_threshold
 
@@ -27,9 +27,11 @@ def gold_number(row: Mapping[str, Any]) -> int | None:
 
 def decide_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], mode: str = "lead",
                 progress: str | None = None) -> list[Decision]:
-    """The decisions of one reading (`DECISION_MODES`) over dataset rows, prompts rendered by the contract."""
+    """What the model reads for `mode` (`MODEL_READING`: lead or evidence) over dataset rows, prompts rendered
+    by the contract; `apply_reading` turns evidence into `fused` decisions."""
     from tqdm.auto import tqdm
 
+    mode = MODEL_READING[mode]
     tokens = DecisionTokens.from_tokenizer(tokenizer) if mode == "lead" else None
     out = []
     for row in tqdm(rows, desc=progress or "decisions", unit="ex", disable=progress is None):
@@ -74,22 +76,58 @@ def _share(values: Sequence[bool]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def bm25_tops(rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
+    """BM25 scores of each row's prompt chunks (the baseline's index over the rows' unique chunks)."""
+    from evaluation.baselines import chunk_scores
+
+    return chunk_scores(rows)
+
+
+def apply_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]],
+                  threshold: DecisionThreshold) -> list[Decision]:
+    """The decisions of the threshold's mode from what the model read (`decide_rows`)."""
+    if threshold.mode != "fused":
+        return list(model_decisions)
+    return [threshold.fusion.fuse(d, s) for d, s in zip(model_decisions, bm25_tops(rows))]
+
+
+def tune_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]], mode: str, where: str,
+                 fusion_weight: float = 0.5) -> DecisionThreshold:
+    """One mode's threshold on `rows`; for `fused`, the standardization is fitted on the same rows first."""
+    if mode != "fused":
+        return tune_decisions(model_decisions, rows, mode, where)
+    scores = bm25_tops(rows)
+    fusion = Fusion.fit([d.refusal_score for d in model_decisions], [max(s) if s else 0.0 for s in scores],
+                        fusion_weight)
+    tuned = tune_decisions([fusion.fuse(d, s) for d, s in zip(model_decisions, scores)], rows, mode, where)
+    tuned.fusion = fusion
+    return tuned
+
+
 def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str,
-                 modes: Sequence[str] = DECISION_MODES) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
-    """Per reading, the refusal threshold maximizing F1-GR on `rows` (the validation split); the reading
-    with the best mean of F1-GR and constrained citation accuracy (2+ chunks) there is the one shipped."""
-    answerable = [bool(r["answerable"]) for r in rows]
-    tuned: dict[str, DecisionThreshold] = {}
+                 modes: Sequence[str] = DECISION_MODES,
+                 fusion_weight: float = 0.5) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
+    """Per mode, the refusal threshold maximizing F1-GR on `rows` (the validation split); the mode with the
+    best mean of F1-GR and constrained citation accuracy (2+ chunks) there is the one shipped."""
+    read: dict[str, list[Decision]] = {}
     for mode in modes:
-        decisions = decide_rows(model, tokenizer, rows, mode, progress=f"{mode} decisions on {where}")
-        threshold, value = tune_threshold([d.refusal_score for d in decisions], answerable)
-        metrics = decision_metrics(decisions, rows, threshold)
-        tuned[mode] = DecisionThreshold(
-            refusal_threshold=threshold, tuned_on=f"{where}, {len(rows)} rows", mode=mode, objective="f1_gr",
-            objective_value=value, refusal_auc=metrics["refusal_auc"],
-            citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"])
+        reading = MODEL_READING[mode]
+        if reading not in read:
+            read[reading] = decide_rows(model, tokenizer, rows, reading, progress=f"{reading} decisions on {where}")
+    tuned = {mode: tune_reading(read[MODEL_READING[mode]], rows, mode, where, fusion_weight) for mode in modes}
     best = max(tuned.values(), key=lambda t: ((t.objective_value or 0) + (t.citation_accuracy_multi or 0)) / 2)
     return best, tuned
+
+
+def tune_decisions(decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]], mode: str,
+                   where: str) -> DecisionThreshold:
+    """The refusal threshold maximizing F1-GR over one reading's decisions on `rows`, with its figures there."""
+    threshold, value = tune_threshold([d.refusal_score for d in decisions], [bool(r["answerable"]) for r in rows])
+    metrics = decision_metrics(decisions, rows, threshold)
+    return DecisionThreshold(
+        refusal_threshold=threshold, tuned_on=f"{where}, {len(rows)} rows", mode=mode, objective="f1_gr",
+        objective_value=value, refusal_auc=metrics["refusal_auc"],
+        citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"])
 
 
 def choose_answer(model, tokenizer, question: str, chunk, candidates: Sequence[str], sentences: Sequence[str]) -> str:
@@ -100,8 +138,7 @@ def choose_answer(model, tokenizer, question: str, chunk, candidates: Sequence[s
     split)."""
     from dataclasses import replace
 
-    from dataset_builder.decision import question_logprob
+    from dataset_builder.decision import evidence_gains
 
-    null = question_logprob(model, tokenizer, question, [])
-    gains = [question_logprob(model, tokenizer, question, [replace(chunk, text=s)]) - null for s in sentences]
+    gains = evidence_gains(model, tokenizer, question, [[replace(chunk, text=s)] for s in sentences])
     return candidates[max(range(len(candidates)), key=gains.__getitem__)]

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, render_prompt_text
-from dataset_builder.decision import LEAD_OPEN, Decision, load_threshold
+from dataset_builder.decision import LEAD_OPEN, MODEL_READING, Decision, load_threshold
 from evaluation.cache import ResultCache, example_key, settings_hash
 from evaluation.config import EvalConfig
 from evaluation.data import EvalInputError, load_split
-from evaluation.decisions import decide_rows, decision_metrics
+from evaluation.decisions import apply_reading, decide_rows, decision_metrics
 from evaluation.metrics import aggregate, score_example
 from rag_de.atomic import write_json
 from rag_de.base_model import hub_id
@@ -125,25 +125,26 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     cache = ResultCache(out / "generations.jsonl")
     # generation: free text; decision / evidence: the two readings of the model's own probabilities
     # (dataset_builder/decision.py: `lead` and `evidence`); loss: teacher-forced answer NLL
-    kinds = ("generation", "decision", "evidence") + (("loss",) if config.compute_loss else ())
+    shipped = load_threshold(config.adapter, config.adapter_revision)
+    readings = {v: [m for m in ("lead", "evidence") if m in config.readings
+                    or (v == "adapter" and shipped is not None and MODEL_READING[shipped.mode] == m)]
+                for v in VARIANTS}
+    kinds = {v: ["generation", *(MODE_KIND[m] for m in readings[v])] + (["loss"] if config.compute_loss else [])
+             for v in VARIANTS}
     keys = {(v, k): [example_key(digests[v], k, r["id"], p) for r, p in zip(rows, prompts)]
-            for v in VARIANTS for k in kinds}
+            for v in VARIANTS for k in kinds[v]}
     pending = {vk: [i for i, key in enumerate(ks) if key not in cache] for vk, ks in keys.items()}
-    stats = {v: {"cache_hits": sum(len(keys[(v, k)]) - len(pending[(v, k)]) for k in kinds),
+    stats = {v: {"cache_hits": sum(len(keys[(v, k)]) - len(pending[(v, k)]) for k in kinds[v]),
                  "generated": 0, "generation_seconds": 0.0, "decision_seconds": 0.0, "evidence_seconds": 0.0,
                  "loss_seconds": 0.0} for v in VARIANTS}
 
     # 3. Generate (and score loss) only what is missing.
+    model = LazyModel(config, tokenizer)
     if any(pending.values()):
         from evaluation.inference import answer_nll, generate_batch
-        from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm
 
-        quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=compute_dtype)
-        model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
-        model = load_adapter(model, config.adapter, revision=config.adapter_revision)
-        model.eval()
         for variant in VARIANTS:
-            for kind in kinds:
+            for kind in kinds[variant]:
                 todo = sorted(pending[(variant, kind)], key=lambda i: len(prompts[i]))  # less padding
                 if not todo:
                     continue
@@ -151,18 +152,18 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 bar = tqdm(total=len(todo), desc=f"{variant}: {kind}", unit="ex")
                 for start in range(0, len(todo), config.batch_size):
                     batch = todo[start: start + config.batch_size]
-                    context = model.disable_adapter() if variant == "base" else nullcontext()
+                    context = model.get().disable_adapter() if variant == "base" else nullcontext()
                     with context:
                         if kind == "generation":
-                            values = generate_batch(model, tokenizer, [prompts[i] for i in batch],
+                            values = generate_batch(model.get(), tokenizer, [prompts[i] for i in batch],
                                                     config.max_new_tokens)
                             records = [{"prediction": v} for v in values]
                         elif kind in KIND_MODE:   # one of the two decision readings
-                            values = decide_rows(model, tokenizer, [rows[i] for i in batch], KIND_MODE[kind])
+                            values = decide_rows(model.get(), tokenizer, [rows[i] for i in batch], KIND_MODE[kind])
                             records = [{"refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
                                        for d in values]
                         else:
-                            values = answer_nll(model, tokenizer, [prompts[i] for i in batch],
+                            values = answer_nll(model.get(), tokenizer, [prompts[i] for i in batch],
                                                 [rows[i]["answer"] for i in batch])
                             records = [{"nll": nll, "tokens": n} for nll, n in values]
                     cache.append([{"key": keys[(variant, kind)][i], "id": rows[i]["id"], "variant": variant,
@@ -175,26 +176,74 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
     # 4. Decided generation: the adapter's own probabilities decide (threshold shipped with the adapter,
     #    citation among the prompt's chunks); the answer continues from the forced lead.
-    threshold = load_threshold(config.adapter, config.adapter_revision)
+    #    With --threshold validation the threshold is re-tuned on this dataset's validation split first.
+    threshold = shipped
     decided = None
     if threshold is not None:
-        decisions = [decision_from(cache.records[k]) for k in keys[("adapter", MODE_KIND[threshold.mode])]]
-        decided = decided_generations(config, prompts, rows, decisions, threshold, digests["adapter"], cache,
-                                      tokenizer, model if any(pending.values()) else None)
+        if config.threshold == "validation":
+            threshold = retune_threshold(config, threshold, digests["adapter"], cache, tokenizer, model)
+        decisions = apply_reading([decision_from(cache.records[k]) for k in keys[("adapter", MODE_KIND[threshold.mode])]],
+                                  rows, threshold)
+        decided = decided_generations(prompts, rows, decisions, threshold, digests["adapter"], cache,
+                                      tokenizer, model)
 
     # 5. Score, aggregate, report.
     return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided)
 
 
-MODE_KIND = {"lead": "decision", "evidence": "evidence"}   # decision mode -> its cache kind
-KIND_MODE = {kind: mode for mode, kind in MODE_KIND.items()}
+MODE_KIND = {"lead": "decision", "evidence": "evidence", "fused": "evidence"}   # decision mode -> its cache kind
+KIND_MODE = {"decision": "lead", "evidence": "evidence"}                         # cache kind -> model reading
+
+
+class LazyModel:
+    """Base + adapter, loaded on first use: a fully cached rerun loads no model at all."""
+
+    def __init__(self, config: EvalConfig, tokenizer):
+        self.config, self.tokenizer, self.model = config, tokenizer, None
+
+    def get(self):
+        if self.model is None:
+            from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm
+
+            config = self.config
+            quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=config.compute_dtype)
+            model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device,
+                                   tokenizer=self.tokenizer)
+            self.model = load_adapter(model, config.adapter, revision=config.adapter_revision).eval()
+        return self.model
+
+
+def retune_threshold(config: EvalConfig, shipped, digest, cache, tokenizer, model: LazyModel):
+    """The shipped reading's refusal threshold re-tuned on this dataset's validation split (per-example
+    cached), by the rule the BM25 baseline is tuned with; `tuned_on` says so."""
+    from evaluation.baselines import tuning_rows
+    from evaluation.decisions import tune_reading
+
+    rows, split, note = tuning_rows(config.dataset, config.split, config.dataset_revision, [])
+    if note:
+        raise EvalInputError(f"--threshold validation: {note.split(':')[0]}; evaluate another split or keep "
+                             "--threshold shipped")
+    kind = MODE_KIND[shipped.mode]
+    prompts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows]
+    keys = [example_key(digest, kind, r["id"], p) for r, p in zip(rows, prompts)]
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    if todo:
+        values = decide_rows(model.get(), tokenizer, [rows[i] for i in todo], MODEL_READING[shipped.mode],
+                             progress=f"adapter: {shipped.mode} decisions on {split}")
+        cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": kind,
+                       "refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
+                      for i, d in zip(todo, values)])
+    decisions = [decision_from(cache.records[k]) for k in keys]
+    where = f"{public_name(config.dataset)} [{split}] (re-tuned at evaluation; shipped: {shipped.tuned_on})"
+    weight = shipped.fusion.model_weight if shipped.fusion is not None else 0.5
+    return tune_reading(decisions, rows, shipped.mode, where, weight)
 
 
 def decision_from(record: dict) -> Decision:
     return Decision(record["refusal_score"], list(record["citation_scores"]))
 
 
-def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold, digest, cache, tokenizer, model):
+def decided_generations(prompts, rows, decisions, threshold, digest, cache, tokenizer, model: LazyModel):
     """Predictions of the decided pipeline: the refusal where the score clears the threshold; else, citing
     n = the most probable chunk in the prompt, the cited chunk's sentence that explains the question best
     (the evidence reading at sentence level), in the dataset's answer form (constrained decoding over the
@@ -214,25 +263,19 @@ def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold,
     if todo:
         from evaluation.inference import generate_batch
 
-        if model is None:
-            from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm
-
-            quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=config.compute_dtype)
-            model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device, tokenizer=tokenizer)
-            model = load_adapter(model, config.adapter, revision=config.adapter_revision).eval()
         bar = tqdm(total=len(todo), desc="adapter: decided answers", unit="ex")
         for i in [i for i in todo if candidates[i][0]]:
             chunk = contexts_from_column(rows[i]["contexts"])[forced[i] - 1]
-            answer = choose_answer(model, tokenizer, rows[i]["question"], chunk, *candidates[i])
+            answer = choose_answer(model.get(), tokenizer, rows[i]["question"], chunk, *candidates[i])
             cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
                            "prediction": answer}])
             bar.update(1)
         free = [i for i in todo if not candidates[i][0]]
-        for start in range(0, len(free), config.batch_size):
-            batch = free[start: start + config.batch_size]
+        for start in range(0, len(free), model.config.batch_size):
+            batch = free[start: start + model.config.batch_size]
             leads = [f"{LEAD_OPEN}{forced[i]}]" for i in batch]
-            values = generate_batch(model, tokenizer, [prompts[i] + lead for i, lead in zip(batch, leads)],
-                                    config.max_new_tokens)
+            values = generate_batch(model.get(), tokenizer, [prompts[i] + lead for i, lead in zip(batch, leads)],
+                                    model.config.max_new_tokens)
             cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
                            "prediction": lead + v} for i, lead, v in zip(batch, leads, values)])
             bar.update(len(batch))
@@ -250,15 +293,19 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
     decision: dict[str, dict] = {}
     for variant in VARIANTS:
         for mode, kind in MODE_KIND.items():
-            decisions = [decision_from(cache.records[k]) for k in keys[(variant, kind)]]
             shipped = threshold is not None and variant == "adapter" and threshold.mode == mode
+            if (variant, kind) not in keys or (mode == "fused" and not shipped):   # fused: needs its fit
+                continue
+            decisions = [decision_from(cache.records[k]) for k in keys[(variant, kind)]]
+            if shipped:
+                decisions = apply_reading(decisions, rows, threshold)
             name = variant if mode == "lead" else f"{variant}_{mode}"
             decision[name] = decision_metrics(decisions, rows, threshold.refusal_threshold if shipped else None)
     for variant in VARIANTS:
         preds = [cache.records[k]["prediction"] for k in keys[(variant, "generation")]]
         scores = [score_example(p, r) for p, r in zip(preds, rows)]
         losses = None
-        if "loss" in kinds:
+        if "loss" in kinds[variant]:
             losses = [(cache.records[k]["nll"], cache.records[k]["tokens"]) for k in keys[(variant, "loss")]]
         aggregated[variant] = aggregate(scores, rows, preds, losses)
         for i, (row, pred, score) in enumerate(zip(rows, preds, scores)):

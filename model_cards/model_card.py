@@ -171,7 +171,7 @@ def _decision_note(results: dict, summary: dict) -> dict | None:
     decision = results.get("decision") or {}
     readings = []
     for name, label in (("base", "base, lead"), ("adapter", "adapter, lead"), ("base_evidence", "base, evidence"),
-                        ("adapter_evidence", "adapter, evidence")):
+                        ("adapter_evidence", "adapter, evidence"), ("adapter_fused", "adapter, fused")):
         figures = decision.get(name)
         if figures:
             readings.append({"label": label, "auc": _fmt(figures.get("refusal_auc"), 3),

@@ -236,7 +236,7 @@ class Pipeline:
                 "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
                 "--run-dir", str(self.run_dir), "--batch-size", str(self.config.eval_batch_size),
                 "--max-new-tokens", str(self.config.eval_max_new_tokens),
-                "--compute-loss", str(self.config.eval_compute_loss).lower()]
+                "--compute-loss", str(self.config.eval_compute_loss).lower(), "--readings", "evidence"]
         if self.config.eval_limit:
             args += ["--limit", str(self.config.eval_limit)]
         self.rag_de("evaluate", *args)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, parse_answer
-from dataset_builder.decision import Decision, DecisionTokens
+from dataset_builder.decision import Decision, DecisionThreshold, DecisionTokens, Fusion
 from dataset_builder.schema import question_key
 from evaluation.decisions import decision_metrics
 from evaluation.thresholds import tune_threshold
@@ -124,7 +124,7 @@ def test_threshold_file_on_the_hub_or_absent(local_hub, tmp_path):
 
     from huggingface_hub import HfApi
 
-    from dataset_builder.decision import DECISION_FILE, DecisionThreshold, load_threshold
+    from dataset_builder.decision import DECISION_FILE, load_threshold
 
     repo = f"org/adapter-{uuid.uuid4().hex[:6]}"
     api = HfApi()
@@ -139,3 +139,47 @@ def test_threshold_file_on_the_hub_or_absent(local_hub, tmp_path):
     assert path.name == DECISION_FILE
     api.upload_file(path_or_fileobj=str(path), path_in_repo=DECISION_FILE, repo_id=repo)
     assert load_threshold(repo) == shipped
+    # the fused reading ships its standardization too, and comes back as a Fusion
+    fused = DecisionThreshold(refusal_threshold=0.25, tuned_on="org/data [validation], 38 rows", mode="fused",
+                              fusion=Fusion(0.5, [-0.9, -6.0], [0.3, 2.0]))
+    api.upload_file(path_or_fileobj=str(fused.save(tmp_path)), path_in_repo=DECISION_FILE, repo_id=repo)
+    assert load_threshold(repo) == fused and isinstance(load_threshold(repo).fusion, Fusion)
+
+
+def test_fusion_standardizes_both_scores_and_keeps_the_models_citation():
+    # evidence refusal scores -1, -3 (mean -2, sd 1); BM25 tops 4, 8 -> minus: -4, -8 (mean -6, sd 2)
+    fusion = Fusion.fit([-1.0, -3.0], [4.0, 8.0], model_weight=0.5)
+    assert fusion.mean == [-2.0, -6.0] and fusion.std == [1.0, 2.0]
+    assert fusion.score(-1.0, 4.0) == pytest.approx(1.0)          # both one sd towards refusing
+    assert fusion.score(-2.0, 2.0) == pytest.approx(0.5 * 0 + 0.5 * 2.0)
+    assert Fusion.fit([-1.0, -3.0], [4.0, 8.0], model_weight=1.0).score(-3.0, 100.0) == pytest.approx(-1.0)
+    fused = fusion.fuse(Decision(-1.0, [0.2, 3.0]), [4.0, 1.0])
+    assert fused.refusal_score == pytest.approx(1.0) and fused.citation == 2   # BM25's top, the model's chunk
+    with pytest.raises(ValueError, match="fusion"):
+        DecisionThreshold.from_dict({"refusal_threshold": 0.1, "tuned_on": "x", "mode": "fused"})
+    with pytest.raises(ValueError, match="unknown decision mode"):
+        DecisionThreshold.from_dict({"refusal_threshold": 0.1, "tuned_on": "x", "mode": "magic"})
+
+
+def test_fused_tuning_mends_a_row_the_model_misranks():
+    """The model's evidence ranks answerable row 1 among the unanswerable ones (AUC 0.75); its chunk shares
+    the question's words, so the average with the standardized BM25 score ranks every row right (AUC 1);
+    tune_reading fits the standardization on the same rows and ships it in the threshold."""
+    from evaluation.decisions import decision_metrics, tune_reading
+
+    texts = ["Der Kurs Statistik hat fünf ECTS.", "Die Mensa öffnet um acht Uhr.", "Der Hörsaal liegt im Keller."]
+    questions = ["Wie viele ECTS hat Statistik?", "Wann öffnet die Mensa?", "Wie viele ECTS hat Chemie?",
+                 "Wo ist das Labor?"]
+    rows = [{"id": str(i), "question": q, "answerable": i < 2, "gold_chunk_id": f"c{i}" if i < 2 else None,
+             "contexts": [{"id": f"c{i % 3}", "title": "", "text": texts[i % 3], "source": "", "metadata": {}}]}
+            for i, q in enumerate(questions)]
+    # evidence: answerable rows -0.2 and 0.5 (row 1 looks unexplained), unanswerable 0.3 and 0.6
+    evidence = [Decision(s, [1.0]) for s in (-0.2, 0.5, 0.3, 0.6)]
+    assert decision_metrics(evidence, rows, None)["refusal_auc"] == 0.75
+    tuned = tune_reading(evidence, rows, "fused", "hand-made", fusion_weight=0.5)
+    assert tuned.mode == "fused" and tuned.fusion is not None
+    from evaluation.decisions import apply_reading
+
+    fused = apply_reading(evidence, rows, tuned)
+    metrics = decision_metrics(fused, rows, tuned.refusal_threshold)
+    assert metrics["refusal_auc"] == 1.0 and metrics["f1_gr"] == 1.0 and tuned.objective_value == 1.0

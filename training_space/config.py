@@ -125,10 +125,13 @@ class TrainingConfig:
     tune_decision: bool = field(default=True, metadata={
         "help": "after training, tune the refusal threshold on the eval split from the model's own "
         "probabilities and ship it with the adapter (rag_de_decision.json; evaluation and the demo use it)"})
-    decision_modes: list[str] = field(default_factory=lambda: ["lead", "evidence"], metadata={
+    decision_modes: list[str] = field(default_factory=lambda: ["lead", "evidence", "fused"], metadata={
         "help": "readings tuned on the eval split (dataset_builder/decision.py: lead = first word + chunk digit, "
-        "evidence = the question's likelihood with each chunk); the one with the best mean of F1-GR and citation "
-        "accuracy there is shipped"})
+        "evidence = the question's likelihood with each chunk, fused = evidence averaged with the BM25 score); "
+        "the one with the best mean of F1-GR and citation accuracy there is shipped"})
+    fusion_model_weight: float = field(default=0.5, metadata={
+        "help": "`fused` reading: weight of the model's standardized evidence score (1 - it: BM25's); 0.5 = "
+        "equal, not tuned (38 validation rows cannot pick a second parameter reliably)"})
     device: Optional[str] = field(default=None, metadata={
         "help": "cpu or cuda; null = cuda when present (under accelerate: the process's device)"})
 
@@ -213,10 +216,13 @@ def validate(config: TrainConfig, device: str | None = None) -> TrainConfig:
                           "flash_attention_2, which honour the per-example position ids of packed rows.")
     if t.bf16 and t.fp16:
         raise ConfigError("training.bf16 and training.fp16 are both true; choose one.")
-    modes = ("lead", "evidence")   # dataset_builder.decision.DECISION_MODES (not imported: no torch here)
+    from dataset_builder.decision import DECISION_MODES as modes   # no torch at import
+
     if t.tune_decision and (not t.decision_modes or any(m not in modes for m in t.decision_modes)):
         raise ConfigError(f"training.decision_modes={t.decision_modes}: choose one or more of {list(modes)} "
                           "(or set training.tune_decision=false)")
+    if not 0.0 <= t.fusion_model_weight <= 1.0:
+        raise ConfigError(f"training.fusion_model_weight={t.fusion_model_weight}: use a weight from 0 to 1")
     if t.load_best_model_at_end and config.data.eval_split and t.save_steps % t.eval_steps:
         raise ConfigError(
             f"training.save_steps={t.save_steps} must be a multiple of training.eval_steps={t.eval_steps} when "

@@ -421,7 +421,8 @@ def tune_decision(trainer, config: TrainConfig, run: "Run"):
     revision = f"@{run.dataset_revision[:10]}" if run.dataset_revision else ""
     where = f"{name}{revision} [{config.data.eval_split}]"
     trainer.model.eval()
-    decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes)
+    decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes,
+                                   config.training.fusion_model_weight)
     for t in tuned.values():
         log(f"{t.mode} decisions on {where}: refusal threshold {t.refusal_threshold:.3f}, F1-GR "
             f"{_fmt(t.objective_value)}, refusal AUC {_fmt(t.refusal_auc)}, constrained citation accuracy on 2+ "
