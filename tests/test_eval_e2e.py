@@ -377,23 +377,27 @@ def test_left_padded_batch_generates_what_each_prompt_generates_alone(tiny):
     assert batched == [generate_batch(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
 
 
-@pytest.mark.parametrize("mode", ["lead", "evidence"])
+@pytest.mark.parametrize("mode", ["lead", "evidence", "fused"])
 def test_decided_answers_follow_the_shipped_threshold(tiny, tmp_path, mode):
     """An adapter shipping rag_de_decision.json gets a decided pipeline in results.json: the threshold's
     reading decides refusals and citations (within the prompt's chunks), answers are contract-form."""
     import shutil
 
     from dataset_builder.contract import REFUSAL, parse_answer
-    from dataset_builder.decision import DecisionThreshold
+    from dataset_builder.decision import DecisionThreshold, Fusion
 
     adapter = tmp_path / "adapter"
     shutil.copytree(tiny["adapter"], adapter)
-    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode).save(adapter)
-    args = evaluate_args(tiny, tmp_path / "out", "--limit", "4")
+    fusion = Fusion(0.5, [0.0, -1.0], [1.0, 1.0]) if mode == "fused" else None
+    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode, fusion=fusion).save(adapter)
+    args = evaluate_args(tiny, tmp_path / "out", "--limit", "4", "--readings", "lead")
     args[args.index("--adapter") + 1] = str(adapter)
     assert rag_de(args) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    name = "adapter" if mode == "lead" else "adapter_evidence"
+    name = "adapter" if mode == "lead" else f"adapter_{mode}"
+    # --readings lead: the base gets only the lead reading; the adapter also the one its threshold needs
+    expected = {"base", "adapter", name} | ({"adapter_evidence"} if mode == "fused" else set())
+    assert set(results["decision"]) == expected
     assert results["decision"][name]["refusal_threshold"] == float("inf")
     assert results["decision_threshold"]["mode"] == mode
     assert results["decided"]["needless_refusal_rate"] == 0.0     # an infinite threshold never refuses
@@ -402,6 +406,32 @@ def test_decided_answers_follow_the_shipped_threshold(tiny, tmp_path, mode):
         decided = row["adapter_decided"]["prediction"]
         assert decided != REFUSAL and decided.startswith("Laut Abschnitt [")
         assert 1 <= parse_answer(decided).cited[0] <= 3
+
+
+def test_threshold_retuned_on_the_validation_split(tiny, tmp_path):
+    """--threshold validation: the decided pipeline refuses by a threshold tuned on this dataset's validation
+    split (as the BM25 rule is), not the shipped one; results.json says where it came from."""
+    import shutil
+
+    from dataset_builder.decision import DecisionThreshold, Fusion
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny["adapter"], adapter)
+    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="elsewhere", mode="fused",
+                      fusion=Fusion(0.5, [0.0, -1.0], [1.0, 1.0])).save(adapter)
+    data = tmp_path / "data"
+    shutil.copytree(tiny["data"], data)
+    write_split(data, "validation", dataset_rows()[:4])
+    args = evaluate_args(tiny, tmp_path / "out", "--limit", "3", "--readings", "evidence", "--threshold", "validation")
+    args[args.index("--adapter") + 1] = str(adapter)
+    args[args.index("--dataset") + 1] = str(data)
+    assert rag_de(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    retuned = results["decision_threshold"]
+    assert retuned["mode"] == "fused" and retuned["refusal_threshold"] != float("inf")
+    assert "re-tuned at evaluation" in retuned["tuned_on"] and "elsewhere" in retuned["tuned_on"]
+    assert retuned["fusion"]["mean"] != [0.0, -1.0]        # the standardization is refitted there too
+    assert results["decision"]["adapter_fused"]["refusal_threshold"] == retuned["refusal_threshold"]
 
 
 def test_evaluate_without_answer_loss(tiny, tmp_path):
