@@ -170,6 +170,65 @@ def config_for(model, data, out, **training):
     return config_lib.from_dict(TrainConfig, tiny_config(str(model), str(data), out, **training))
 
 
+# ----- exports: a LoRA adapter on every linear layer, the contract's prompts, logits and greedy answers
+
+NEW_TOKENS = 12
+
+
+def save_lora(base_dir: Path, out: Path, base_id: str, targets="all-linear", seed: int = 1) -> Path:
+    """A LoRA adapter with random non-zero A and B on every linear layer; its config names `base_id`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=targets,
+                                                  init_lora_weights=False, task_type="CAUSAL_LM"))
+    peft_model.save_pretrained(out)
+    config = json.loads((out / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base_id
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
+def prompts(tokenizer, n: int = 4) -> list[str]:
+    """The contract's prompts for the first rows of a test split (answerable and unanswerable)."""
+    from dataset_builder.contract import contexts_from_column, render_prompt_text
+
+    return [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows(n)]
+
+
+def logits(model, tokenizer, texts):
+    import torch
+
+    with torch.inference_mode():
+        return [model(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits for t in texts]
+
+
+def greedy(model, tokenizer, texts, new_tokens: int = NEW_TOKENS) -> list[list[int]]:
+    """`new_tokens` greedy tokens per prompt (EOS not allowed to end it early), prompt tokenized as the project does."""
+    import torch
+
+    out = []
+    for text in texts:
+        enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            ids = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, min_new_tokens=new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id)
+        out.append(ids[0, enc["input_ids"].shape[1]:].tolist())
+    return out
+
+
+def load_gguf(path: Path):
+    """Model (fp32) and tokenizer read back from a GGUF file by transformers' GGUF loader (`gguf_file=`)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
 # ----- demo: a tiny base + adapter + corpus dataset on the local Hub
 
 def catalog_texts() -> list[str]:

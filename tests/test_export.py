@@ -16,25 +16,7 @@ import torch
 
 from dataset_builder.contract import SYSTEM_PROMPT, contexts_from_column, render_prompt_text, render_user_turn
 from rag_de.cli import main
-from helpers import rows, save_tiny_base
-
-NEW_TOKENS = 12
-
-
-def save_lora(base_dir: Path, out: Path, base_id: str, targets="all-linear", seed: int = 1) -> Path:
-    """A LoRA adapter with random non-zero A and B on every linear layer; its config names `base_id`."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=targets,
-                                                  init_lora_weights=False, task_type="CAUSAL_LM"))
-    peft_model.save_pretrained(out)
-    config = json.loads((out / "adapter_config.json").read_text())
-    config["base_model_name_or_path"] = base_id
-    (out / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    return out
+from helpers import greedy, load_gguf, logits, prompts, rows, save_lora, save_tiny_base
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +40,6 @@ def stack(local_hub, tmp_path_factory):
         api.create_repo(ids[key], exist_ok=True)
         api.upload_folder(repo_id=ids[key], folder_path=str(folder), commit_message=f"tiny {key}")
     return {**ids, "work": work, "base_dir": base_dir, "adapter_dir": adapter_dir}
-
-
-def prompts(tokenizer, n: int = 4) -> list[str]:
-    """The contract's prompts for the first rows of a test split (answerable and unanswerable)."""
-    return [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows(n)]
-
-
-def logits(model, tokenizer, texts):
-    with torch.inference_mode():
-        return [model(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits for t in texts]
-
-
-def greedy(model, tokenizer, texts) -> list[list[int]]:
-    out = []
-    for text in texts:
-        enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        with torch.inference_mode():
-            ids = model.generate(**enc, max_new_tokens=NEW_TOKENS, do_sample=False, min_new_tokens=NEW_TOKENS,
-                                 pad_token_id=tokenizer.pad_token_id)
-        out.append(ids[0, enc["input_ids"].shape[1]:].tolist())
-    return out
 
 
 def base_plus_adapter(stack):
@@ -152,13 +113,6 @@ def gguf_exports(stack):
         assert main(args) == 0
         out[dtype] = path
     return out
-
-
-def load_gguf(path: Path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f16"])
