@@ -59,7 +59,8 @@ def _kind(tokenizer_json: dict) -> str:
         raise ExportError(f"tokenizer model {model.get('type')!r} is not BPE, tokenizer.json of the base, "
                           "the GGUF writer handles byte-level BPE and sentencepiece-style BPE only; use "
                           "`rag-de export merged`")
-    if model.get("byte_fallback") or "▁" in json.dumps(tokenizer_json.get("decoder") or {}):
+    # ensure_ascii=False: json.dumps writes "▁" as "\\u2581" by default, and the check would never match
+    if model.get("byte_fallback") or "▁" in json.dumps(tokenizer_json.get("decoder") or {}, ensure_ascii=False):
         return "llama"
     return "gpt2"
 

@@ -12,11 +12,17 @@ Shows: the GGUF says `llama` with scores, byte tokens typed BYTE, the specials C
 tokenizer transformers rebuilds from it gives the original's ids on the contract's prompts and on text that
 needs byte fallback; the GGUF model answers like the merged one.
 
+Found on the way: `_kind` looked for `▁` in `json.dumps(decoder)`, which escapes it to `\\u2581`, so a `▁`
+vocab without byte fallback was written as `gpt2`; fixed (ensure_ascii=False) and checked here.
+
 Known limit of transformers' GGUF reader (5.x, integrations/gguf/gguf_tokenizer_mapping.py): a `llama` vocab
 is always rebuilt as `LlamaTokenizer` (Metaspace, prepend_scheme "first"); `tokenizer.ggml.add_space_prefix`
 is read but not passed on. So the older Llama-2 layout (a `Prepend("▁")` normalizer, which puts a `▁` in
 front of the text after every special token, as llama.cpp does) reads back with other ids right after a
-special token; `test_legacy_prepend_layout_is_a_reader_limit` pins that down.
+special token; `test_legacy_prepend_layout_is_a_reader_limit` pins that down. The converse is not checked
+here (no llama.cpp in the test environment): llama.cpp adds that `▁` whenever add_space_prefix is set
+(llama-vocab.cpp, `add_space_prefix && is_prev_special`), so for the Metaspace layout above its ids right
+after a special token differ from transformers'.
 """
 
 from __future__ import annotations
@@ -181,3 +187,38 @@ def test_gguf_answers_like_merged(spm, merged_model):
                                                           logits(model, gguf_tokenizer, texts)))
     assert diff <= 1e-5, diff
     assert greedy(model, gguf_tokenizer, texts, 6) == greedy(reference, tokenizer, texts, 6)
+
+
+def test_sentencepiece_vocab_is_told_apart_without_byte_fallback(merged_model):
+    """A `▁`-marked BPE is `llama` from its decoder alone (json.dumps used to escape the `▁` it looks for)."""
+    from serving.gguf_vocab import _kind
+
+    _, tokenizer = merged_model
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    assert _kind(spec) == "llama"
+    spec["model"]["byte_fallback"] = False
+    assert _kind(spec) == "llama"
+    spec["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    assert _kind(spec) == "gpt2"
+
+
+def test_legacy_prepend_layout_is_a_reader_limit(tmp_path):
+    """Llama-2's original layout (`Prepend("▁")` normalizer) puts a `▁` after every special token; the GGUF
+    says `add_space_prefix` as llama.cpp wants it, but transformers rebuilds a Metaspace("first") tokenizer,
+    which does not. Text without special tokens reads back the same. If this starts failing, transformers
+    reads the layout now: turn it into an equality check like `test_gguf_tokenizer_gives_the_same_ids`."""
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    from serving.gguf_export import write_gguf
+
+    tokenizer, _ = build_spm_tokenizer(legacy_prepend=True)
+    path = tmp_path / "legacy.gguf"
+    write_gguf(build_tiny_model(tokenizer), tokenizer, path, "f32", "legacy", "legacy")
+    assert GGUFReader(path).fields["tokenizer.ggml.add_space_prefix"].contents() is True
+    gguf_tokenizer = AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
+    pieces = lambda tok, text: tok.convert_ids_to_tokens(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    assert pieces(gguf_tokenizer, ODD_TEXT) == pieces(tokenizer, ODD_TEXT)
+    text = prompts(tokenizer, 1)[0]
+    assert pieces(tokenizer, text)[:3] == ["<s>", "▁", "["]
+    assert pieces(gguf_tokenizer, text)[:2] == ["<s>", "["]
