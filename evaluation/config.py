@@ -38,6 +38,9 @@ class EvalConfig:
         "help": "decision readings scored for base and adapter (dataset_builder/decision.py); the adapter's "
         "shipped reading is always scored. The quickstart scores only `evidence` (the lead reading of a "
         "20-step adapter measured at chance; ~1.5 min on 2 cores)"})
+    base_readings: bool = field(default=True, metadata={
+        "help": "score the readings for the base model too (false: only the adapter's; the quickstart saves "
+        "~1 min on 2 cores so)"})
     threshold: Literal["shipped", "validation"] = field(default="shipped", metadata={
         "help": "refusal threshold of the decided pipeline: the one shipped with the adapter, or re-tuned on "
         "this dataset's validation split with the same rule as the BM25 baseline (for a new domain)"})

@@ -126,7 +126,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     # generation: free text; decision / evidence: the two readings of the model's own probabilities
     # (dataset_builder/decision.py: `lead` and `evidence`); loss: teacher-forced answer NLL
     shipped = load_threshold(config.adapter, config.adapter_revision)
-    readings = {v: [m for m in ("lead", "evidence") if m in config.readings
+    readings = {v: [m for m in ("lead", "evidence")
+                    if (m in config.readings and (v == "adapter" or config.base_readings))
                     or (v == "adapter" and shipped is not None and MODEL_READING[shipped.mode] == m)]
                 for v in VARIANTS}
     kinds = {v: ["generation", *(MODE_KIND[m] for m in readings[v])] + (["loss"] if config.compute_loss else [])

@@ -65,8 +65,9 @@ class QuickstartConfig:
     demo_port: int = field(default=7860, metadata={"help": "port of the local demo"})
     use_running_hub: bool = field(
         default=False, metadata={"help": "use the Hub at $HF_ENDPOINT with $HF_TOKEN instead of starting one"})
-    export_gguf: Literal["none", "f32", "f16", "q8_0"] = field(default="f16", metadata={
-        "help": "after the merged export, also a GGUF of this type + Ollama Modelfile (none: skip)"})
+    export_gguf: Literal["none", "f32", "f16", "q8_0"] = field(default="none", metadata={
+        "help": "after the merged export, also a GGUF of this type + Ollama Modelfile (none: skip, the default: "
+        "it adds about a minute on 2 cores, past the 15-minute budget)"})
 
 
 def _port_free(port: int) -> bool:
@@ -236,7 +237,7 @@ class Pipeline:
                 "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
                 "--run-dir", str(self.run_dir), "--batch-size", str(self.config.eval_batch_size),
                 "--max-new-tokens", str(self.config.eval_max_new_tokens),
-                "--compute-loss", str(self.config.eval_compute_loss).lower(), "--readings", "evidence"]
+                "--compute-loss", str(self.config.eval_compute_loss).lower(), "--readings", "evidence", "--base-readings", "false"]
         if self.config.eval_limit:
             args += ["--limit", str(self.config.eval_limit)]
         self.rag_de("evaluate", *args)
@@ -283,16 +284,16 @@ class Pipeline:
 
     def run(self) -> int:
         started = time.time()
+        seconds: dict[str, float] = {}
         try:
-            self.start_hub()
-            self.build()
-            self.publish()
-            self.train()
-            self.evaluate()
-            self.push_card()
-            self.deploy_demo()
-            self.export()
-            banner("done", f"pipeline finished in {time.time() - started:.0f} s; results:")
+            for name, stage in (("hub", self.start_hub), ("build", self.build), ("publish", self.publish),
+                                ("train", self.train), ("evaluate", self.evaluate), ("card", self.push_card),
+                                ("deploy", self.deploy_demo), ("export", self.export)):
+                begun = time.time()
+                stage()
+                seconds[name] = time.time() - begun
+            banner("done", f"pipeline finished in {time.time() - started:.0f} s ("
+                   + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items()) + "); results:")
             print(f"  dataset : {self.env['HF_ENDPOINT']}/datasets/{self.dataset_repo}   (local copy: {self.data_dir})")
             print(f"  adapter : {self.env['HF_ENDPOINT']}/{self.adapter_repo}   (run folder: {self.run_dir})")
             print(f"  eval    : {self.run_dir / 'eval' / 'results.json'}")

@@ -8,4 +8,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="test" source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec python -m pytest "$@"
+exec python -m pytest --durations=15 "$@"
