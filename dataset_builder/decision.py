@@ -100,6 +100,7 @@ class DecisionThreshold:
     refusal_auc: float | None = None       # on the tuning split
     citation_accuracy_multi: float | None = None
     fusion: Fusion | None = None           # `fused` mode only
+    max_needless_refusal: float | None = None   # the tuner's limit on needless refusals on the tuning split
 
     def save(self, folder: str | Path) -> Path:
         from rag_de.atomic import write_json

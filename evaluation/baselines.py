@@ -33,7 +33,7 @@ from dataset_builder.chunking import sentence_spans
 from dataset_builder.contract import REFUSAL, Chunk, contexts_from_column, format_answer, render_chunk
 from dataset_builder.retrieval import BM25Index, tokenize_de
 from evaluation.metrics import aggregate, score_example
-from evaluation.thresholds import tune_threshold
+from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold
 
 NAMES = ("always_cite_1", "always_refuse", "bm25")
 LABELS = {"always_cite_1": "Always [1] (never refuses)", "always_refuse": "Always refuses",
@@ -129,15 +129,18 @@ def bm25(rows: Sequence[Mapping[str, Any]], threshold: float) -> BaselineRun:
     return BaselineRun(preds, [-score for _, score in tops], threshold, {"top_score_cut": -threshold})
 
 
-def tuned_bm25(rows: Sequence[Mapping[str, Any]], tune_rows: Sequence[Mapping[str, Any]]) -> BaselineRun:
-    """`bm25` on `rows` with the threshold tuned on `tune_rows` (scored with their own index).
+def tuned_bm25(rows: Sequence[Mapping[str, Any]], tune_rows: Sequence[Mapping[str, Any]],
+               max_needless: float = MAX_NEEDLESS_REFUSAL) -> BaselineRun:
+    """`bm25` on `rows` with the threshold tuned on `tune_rows` (scored with their own index), by the
+    adapter's rule (the same needless-refusal limit).
 
     No unanswerable row to tune on: the tuner's highest candidate, which refuses nothing there.
     """
     refusal_scores = [-score for _, score in top_chunks(chunk_scores(tune_rows))]
-    threshold, value = tune_threshold(refusal_scores, [bool(r["answerable"]) for r in tune_rows])
+    threshold, value = tune_threshold(refusal_scores, [bool(r["answerable"]) for r in tune_rows], max_needless)
     run = bm25(rows, threshold)
-    run.extra.update({"threshold_objective": "f1_gr", "threshold_f1_gr": value, "threshold_rows": len(tune_rows)})
+    run.extra.update({"threshold_objective": "f1_gr", "threshold_f1_gr": value, "threshold_rows": len(tune_rows),
+                      "max_needless_refusal": max_needless})
     return run
 
 
@@ -149,10 +152,11 @@ def score_run(run: BaselineRun, rows: Sequence[Mapping[str, Any]]) -> dict[str, 
 
 
 def evaluate_baselines(rows: Sequence[Mapping[str, Any]], tune_rows: Sequence[Mapping[str, Any]],
-                       threshold_split: str, note: str | None = None) -> dict[str, dict]:
+                       threshold_split: str, note: str | None = None,
+                       max_needless: float = MAX_NEEDLESS_REFUSAL) -> dict[str, dict]:
     """{name: {metrics..., threshold}} for every rule on `rows`; the BM25 threshold is tuned on `tune_rows`."""
     runs = {"always_cite_1": always_cite_1(rows), "always_refuse": always_refuse(rows),
-            "bm25": tuned_bm25(rows, tune_rows)}
+            "bm25": tuned_bm25(rows, tune_rows, max_needless)}
     out = {name: score_run(run, rows) for name, run in runs.items()}
     out["bm25"].update({"threshold_split": threshold_split, "threshold_note": note})
     return out

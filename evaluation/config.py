@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from evaluation.thresholds import MAX_NEEDLESS_REFUSAL
 from rag_de.base_model import EMBEDDED_MODEL_ID
 
 
@@ -44,6 +45,9 @@ class EvalConfig:
     threshold: Literal["shipped", "validation"] = field(default="shipped", metadata={
         "help": "refusal threshold of the decided pipeline: the one shipped with the adapter, or re-tuned on "
         "this dataset's validation split with the same rule as the BM25 baseline (for a new domain)"})
+    max_needless_refusal: float = field(default=MAX_NEEDLESS_REFUSAL, metadata={
+        "help": "thresholds tuned here (the BM25 rule's, --threshold validation) refuse at most this share of the "
+        "validation split's answerable questions (evaluation/thresholds.py; 1.0 = no limit)"})
     worst_examples: int = field(default=5, metadata={"help": "examples per failure kind in error_analysis.md"})
     hallucination_threshold: float = field(default=0.5, metadata={
         "help": "an answer whose faithfulness proxy is below this counts as hallucinated content"})

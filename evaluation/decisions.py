@@ -15,7 +15,7 @@ from dataset_builder.contract import contexts_from_column, render_prompt_text
 from dataset_builder.decision import (DECISION_MODES, MODEL_READING, Decision, DecisionThreshold, DecisionTokens,
                                       Fusion, decide, decide_by_evidence)
 from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
-from evaluation.thresholds import tune_threshold
+from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold
 
 
 def gold_number(row: Mapping[str, Any]) -> int | None:
@@ -92,21 +92,23 @@ def apply_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[st
 
 
 def tune_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]], mode: str, where: str,
-                 fusion_weight: float = 0.5) -> DecisionThreshold:
+                 fusion_weight: float = 0.5, max_needless: float = MAX_NEEDLESS_REFUSAL) -> DecisionThreshold:
     """One mode's threshold on `rows`; for `fused`, the standardization is fitted on the same rows first."""
     if mode != "fused":
-        return tune_decisions(model_decisions, rows, mode, where)
+        return tune_decisions(model_decisions, rows, mode, where, max_needless)
     scores = bm25_tops(rows)
     fusion = Fusion.fit([d.refusal_score for d in model_decisions], [max(s) if s else 0.0 for s in scores],
                         fusion_weight)
-    tuned = tune_decisions([fusion.fuse(d, s) for d, s in zip(model_decisions, scores)], rows, mode, where)
+    tuned = tune_decisions([fusion.fuse(d, s) for d, s in zip(model_decisions, scores)], rows, mode, where,
+                           max_needless)
     tuned.fusion = fusion
     return tuned
 
 
 def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str,
                  modes: Sequence[str] = DECISION_MODES,
-                 fusion_weight: float = 0.5) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
+                 fusion_weight: float = 0.5,
+                 max_needless: float = MAX_NEEDLESS_REFUSAL) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
     """Per mode, the refusal threshold maximizing F1-GR on `rows` (the validation split); the mode with the
     best mean of F1-GR and constrained citation accuracy (2+ chunks) there is the one shipped."""
     read: dict[str, list[Decision]] = {}
@@ -114,20 +116,23 @@ def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str
         reading = MODEL_READING[mode]
         if reading not in read:
             read[reading] = decide_rows(model, tokenizer, rows, reading, progress=f"{reading} decisions on {where}")
-    tuned = {mode: tune_reading(read[MODEL_READING[mode]], rows, mode, where, fusion_weight) for mode in modes}
+    tuned = {mode: tune_reading(read[MODEL_READING[mode]], rows, mode, where, fusion_weight, max_needless)
+             for mode in modes}
     best = max(tuned.values(), key=lambda t: ((t.objective_value or 0) + (t.citation_accuracy_multi or 0)) / 2)
     return best, tuned
 
 
 def tune_decisions(decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]], mode: str,
-                   where: str) -> DecisionThreshold:
-    """The refusal threshold maximizing F1-GR over one reading's decisions on `rows`, with its figures there."""
-    threshold, value = tune_threshold([d.refusal_score for d in decisions], [bool(r["answerable"]) for r in rows])
+                   where: str, max_needless: float = MAX_NEEDLESS_REFUSAL) -> DecisionThreshold:
+    """The refusal threshold maximizing F1-GR over one reading's decisions on `rows` (needless refusals at most
+    `max_needless` there), with its figures there."""
+    threshold, value = tune_threshold([d.refusal_score for d in decisions], [bool(r["answerable"]) for r in rows],
+                                      max_needless)
     metrics = decision_metrics(decisions, rows, threshold)
     return DecisionThreshold(
         refusal_threshold=threshold, tuned_on=f"{where}, {len(rows)} rows", mode=mode, objective="f1_gr",
         objective_value=value, refusal_auc=metrics["refusal_auc"],
-        citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"])
+        citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"], max_needless_refusal=max_needless)
 
 
 def choose_answer(model, tokenizer, question: str, chunk, candidates: Sequence[str], sentences: Sequence[str]) -> str:

@@ -237,7 +237,7 @@ def retune_threshold(config: EvalConfig, shipped, digest, cache, tokenizer, mode
     decisions = [decision_from(cache.records[k]) for k in keys]
     where = f"{public_name(config.dataset)} [{split}] (re-tuned at evaluation; shipped: {shipped.tuned_on})"
     weight = shipped.fusion.model_weight if shipped.fusion is not None else 0.5
-    return tune_reading(decisions, rows, shipped.mode, where, weight)
+    return tune_reading(decisions, rows, shipped.mode, where, weight, config.max_needless_refusal)
 
 
 def decision_from(record: dict) -> Decision:
@@ -330,7 +330,8 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
     # Trivial rules on the same rows, scored the same way (evaluation/baselines.py); no model needed.
     from evaluation.baselines import evaluate_baselines, tuning_rows
 
-    baselines = evaluate_baselines(rows, *tuning_rows(config.dataset, config.split, config.dataset_revision, rows))
+    baselines = evaluate_baselines(rows, *tuning_rows(config.dataset, config.split, config.dataset_revision, rows),
+                                   max_needless=config.max_needless_refusal)
     public_config = {**asdict(config), "base": public_name(config.base), "adapter": public_name(config.adapter),
                      "dataset": public_name(config.dataset), "out": None, "run_dir": None}
     results = {

@@ -64,7 +64,10 @@ def test_bm25_threshold_is_the_adapter_rule_on_minus_the_top_score():
     # 5, 4, 3, 2, 1, 0 rows -> F1-GR 2/7, 7/12, 0.8, 7/12, 16/21, 3/8 (e.g. at -2: refusal P 2/3 R 1,
     # answered P 1 R 2/3): refuse where -top >= -2, i.e. at a top score <= 2
     tops, answerable = [5.0, 3.0, 1.0, 0.5, 0.0], [True, True, False, True, False]
-    assert tune_threshold([-t for t in tops], answerable) == (-2.0, pytest.approx(0.8))
+    assert tune_threshold([-t for t in tops], answerable, max_needless=1.0) == (-2.0, pytest.approx(0.8))
+    # the default limit (needless refusals <= 0.15 of the 3 answerable rows: none) leaves -.25 and 1:
+    # refuse only the top score 0 (F1-GR 16/21)
+    assert tune_threshold([-t for t in tops], answerable) == (-0.25, pytest.approx(16 / 21))
 
 
 def test_rules_answer_in_the_contract_form():
@@ -115,7 +118,7 @@ def test_threshold_comes_from_the_tuning_rows():
     run = tuned_bm25(rows, tune)
     assert run.threshold == pytest.approx(-a4_top / 2)
     assert run.extra == {"top_score_cut": pytest.approx(a4_top / 2), "threshold_objective": "f1_gr",
-                         "threshold_f1_gr": 1.0, "threshold_rows": 2}
+                         "threshold_f1_gr": 1.0, "threshold_rows": 2, "max_needless_refusal": 0.15}
     # A tuning split without unanswerable rows: F1-GR is undefined, the tuner keeps its candidate that
     # refuses nothing there (one below the smallest top score).
     tune = make_rows(ROWS_SPEC[:4])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from rag_de.base_model import EMBEDDED_MODEL_ID
+from evaluation.thresholds import MAX_NEEDLESS_REFUSAL
 from rag_de.config import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -132,6 +133,9 @@ class TrainingConfig:
     fusion_model_weight: float = field(default=0.5, metadata={
         "help": "`fused` reading: weight of the model's standardized evidence score (1 - it: BM25's); 0.5 = "
         "equal, not tuned (38 validation rows cannot pick a second parameter reliably)"})
+    max_needless_refusal: float = field(default=MAX_NEEDLESS_REFUSAL, metadata={
+        "help": "the tuned threshold refuses at most this share of the eval split's answerable questions "
+        "(evaluation/thresholds.py; 1.0 = no limit)"})
     device: Optional[str] = field(default=None, metadata={
         "help": "cpu or cuda; null = cuda when present (under accelerate: the process's device)"})
 
@@ -221,6 +225,8 @@ def validate(config: TrainConfig, device: str | None = None) -> TrainConfig:
     if t.tune_decision and (not t.decision_modes or any(m not in modes for m in t.decision_modes)):
         raise ConfigError(f"training.decision_modes={t.decision_modes}: choose one or more of {list(modes)} "
                           "(or set training.tune_decision=false)")
+    if not 0.0 <= t.max_needless_refusal <= 1.0:
+        raise ConfigError(f"training.max_needless_refusal={t.max_needless_refusal}: use a share from 0 to 1")
     if not 0.0 <= t.fusion_model_weight <= 1.0:
         raise ConfigError(f"training.fusion_model_weight={t.fusion_model_weight}: use a weight from 0 to 1")
     if t.load_best_model_at_end and config.data.eval_split and t.save_steps % t.eval_steps:

@@ -422,7 +422,7 @@ def tune_decision(trainer, config: TrainConfig, run: "Run"):
     where = f"{name}{revision} [{config.data.eval_split}]"
     trainer.model.eval()
     decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes,
-                                   config.training.fusion_model_weight)
+                                   config.training.fusion_model_weight, config.training.max_needless_refusal)
     for t in tuned.values():
         log(f"{t.mode} decisions on {where}: refusal threshold {t.refusal_threshold:.3f}, F1-GR "
             f"{_fmt(t.objective_value)}, refusal AUC {_fmt(t.refusal_auc)}, constrained citation accuracy on 2+ "
