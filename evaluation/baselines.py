@@ -67,9 +67,14 @@ def best_sentence(question: str, chunk: Chunk) -> str:
     text = chunk.text
     sentences = [" ".join(text[s:e].split()) for s, e in sentence_spans(text)]
     sentences = [s for s in sentences if s] or [" ".join(text.split())]
-    words = set(tokenize_de(question)[0])
-    overlap = [len(words & set(t)) for t in tokenize_de(sentences)]
+    overlap = word_overlap(question, sentences)
     return sentences[overlap.index(max(overlap))]
+
+
+def word_overlap(question: str, sentences: Sequence[str]) -> list[int]:
+    """Distinct (stemmed, stopword-free) question words in each sentence (the decided pipeline uses it too)."""
+    words = set(tokenize_de(question)[0])
+    return [len(words & set(t)) for t in tokenize_de(list(sentences))]
 
 
 def cited_answer(question: str, chunks: Sequence[Chunk], number: int) -> str:
@@ -180,4 +185,4 @@ def tuning_rows(dataset: str, split: str, revision: str | None,
 
 
 __all__ = ["NAMES", "LABELS", "BaselineRun", "always_cite_1", "always_refuse", "bm25", "tuned_bm25",
-           "chunk_scores", "top_chunks", "best_sentence", "evaluate_baselines", "tuning_rows"]
+           "chunk_scores", "top_chunks", "best_sentence", "word_overlap", "evaluate_baselines", "tuning_rows"]

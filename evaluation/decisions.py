@@ -136,14 +136,20 @@ def tune_decisions(decisions: Sequence[Decision], rows: Sequence[Mapping[str, An
 
 
 def choose_answer(model, tokenizer, question: str, chunk, candidates: Sequence[str], sentences: Sequence[str]) -> str:
-    """The candidate answer whose sentence explains the question best under the model: the evidence reading
-    (`decide_by_evidence`) at sentence level, log P(question | the sentence, with its chunk's title and
-    metadata) - log P(question | nothing). Measured against the adapter's own likelihood of each candidate
-    answer (mean per token), which preferred generic sentences (answered correctness 0.31 on the sample test
-    split)."""
+    """The candidate answer whose sentence shares the most question words (the BM25 rule's word overlap), ties
+    broken by the model: the evidence reading at sentence level, log P(question | the sentence, with its chunk's
+    title and metadata) - log P(question | nothing). Measured on the sample data's gold chunks (answered
+    correctness, validation / test): the model's sentence evidence alone 0.80 / 0.89, overlap 0.84 / 1.00,
+    overlap with the model on ties 0.84 / 0.95 (chosen on validation: as good as overlap, and it asks the
+    model only where the words cannot tell); the adapter's own answer likelihood preferred generic sentences."""
     from dataclasses import replace
 
     from dataset_builder.decision import evidence_gains
+    from evaluation.baselines import word_overlap
 
-    gains = evidence_gains(model, tokenizer, question, [[replace(chunk, text=s)] for s in sentences])
-    return candidates[max(range(len(candidates)), key=gains.__getitem__)]
+    overlap = word_overlap(question, sentences)
+    tied = [i for i, o in enumerate(overlap) if o == max(overlap)]
+    if len(tied) == 1:
+        return candidates[tied[0]]
+    gains = evidence_gains(model, tokenizer, question, [[replace(chunk, text=sentences[i])] for i in tied])
+    return candidates[tied[max(range(len(tied)), key=gains.__getitem__)]]

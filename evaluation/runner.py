@@ -246,9 +246,9 @@ def decision_from(record: dict) -> Decision:
 
 def decided_generations(prompts, rows, decisions, threshold, digest, cache, tokenizer, model: LazyModel):
     """Predictions of the decided pipeline: the refusal where the score clears the threshold; else, citing
-    n = the most probable chunk in the prompt, the cited chunk's sentence that explains the question best
-    (the evidence reading at sentence level), in the dataset's answer form (constrained decoding over the
-    answers it was trained to copy); for a chunk without sentences, the answer generated after the forced
+    n = the most probable chunk in the prompt, the cited chunk's sentence sharing the most question words
+    (ties: the one that explains the question best, `choose_answer`), in the dataset's answer form
+    (constrained decoding over the answers it was trained to copy); for a chunk without sentences, the answer generated after the forced
     `Laut Abschnitt [n]`."""
     from tqdm.auto import tqdm
 
@@ -258,7 +258,7 @@ def decided_generations(prompts, rows, decisions, threshold, digest, cache, toke
     forced = {i: d.citation for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
     candidates = {i: answer_candidates(rows[i]["question"], contexts_from_column(rows[i]["contexts"]), n)
                   for i, n in forced.items()}
-    keys = {i: example_key(digest, "decided-evidence", rows[i]["id"], prompts[i] + "\n".join(candidates[i][0]))
+    keys = {i: example_key(digest, "decided-overlap", rows[i]["id"], prompts[i] + "\n".join(candidates[i][0]))
             for i, n in forced.items()}
     todo = sorted((i for i in forced if keys[i] not in cache), key=lambda i: len(prompts[i]))
     if todo:

@@ -54,8 +54,10 @@ class QuickstartConfig:
         default_factory=list, metadata={"help": "extra `rag-de train` flags, comma-separated, e.g. "
                                          "--training.save_steps=5"})
     eval_limit: int = field(default=0, metadata={"help": "evaluate on the first N test examples (0: all)"})
-    eval_batch_size: int = field(default=16, metadata={
-        "help": "prompts per generate call in the evaluation (16: the 28 test rows in two batches on a CPU)"})
+    eval_batch_size: int = field(default=32, metadata={
+        "help": "prompts per generate call in the evaluation (32: the 28 test rows in one batch; on a CPU a 4-bit "
+        "model dequantizes its weights at every decode step, so fewer, larger batches pay: 149 s vs 219 s for "
+        "two batches of 16, measured side by side on 2 shared cores)"})
     eval_compute_loss: bool = field(default=False, metadata={
         "help": "also the teacher-forced answer loss of base and adapter in the evaluation (~1 min on 2 cores; "
         "the validation loss is in train_summary.json either way)"})

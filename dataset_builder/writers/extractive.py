@@ -80,14 +80,20 @@ def answer_candidates(question: str, contexts: Sequence, number: int,
     chunk = contexts[number - 1]
     answers: list[str] = []
     sentences: list[str] = []
-    for start, end in sentence_spans(chunk.text):
-        sentence = chunk.text[start:end]
-        if not sentence.strip() or _HEADING_MARKER_RE.match(sentence.lstrip()):
-            continue
-        answer = extractive_answer(WriteRequest(question, list(contexts), number, sentence, start), cite_title)
-        if answer not in answers:
-            answers.append(answer)
-            sentences.append(sentence.strip())
+    for span_start, span_end in sentence_spans(chunk.text):
+        # A span may run over line ends ("## Inhalte\nDas Kolloquium besteht ..."): each line is a piece of
+        # its own, and only heading lines are dropped (dropping the whole span lost the sentence under it).
+        start = span_start
+        for line in chunk.text[span_start:span_end].split("\n"):
+            piece_start, start = start, start + len(line) + 1
+            if not line.strip() or _HEADING_MARKER_RE.match(line.lstrip()):
+                continue
+            offset = len(line) - len(line.lstrip())
+            answer = extractive_answer(WriteRequest(question, list(contexts), number, line.strip(),
+                                                    piece_start + offset), cite_title)
+            if answer not in answers:
+                answers.append(answer)
+                sentences.append(line.strip())
     return answers, sentences
 
 
