@@ -230,7 +230,7 @@ def retune_threshold(config: EvalConfig, shipped, digest, cache, tokenizer, mode
     todo = [i for i, k in enumerate(keys) if k not in cache]
     if todo:
         values = decide_rows(model.get(), tokenizer, [rows[i] for i in todo], MODEL_READING[shipped.mode],
-                             progress=f"adapter: {shipped.mode} decisions on {split}")
+                             progress=f"adapter: {MODEL_READING[shipped.mode]} decisions on {split}")
         cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": kind,
                        "refusal_score": d.refusal_score, "citation_scores": d.citation_scores}
                       for i, d in zip(todo, values)])
