@@ -43,6 +43,7 @@ from dataset_builder.contract import ANSWER_LEAD, REFUSAL
 DECISION_FILE = "rag_de_decision.json"   # beside adapter_config.json, pushed with the adapter
 DECISION_MODES = ("lead", "evidence", "fused")
 LEAD_OPEN = ANSWER_LEAD + " ["           # what the model is given before it writes the chunk number
+EVIDENCE_SCALE = "per_question_token"   # what `decide_by_evidence`'s refusal score is measured in
 MODEL_READING = {"lead": "lead", "evidence": "evidence", "fused": "evidence"}   # mode -> what the model computes
 
 
@@ -101,6 +102,7 @@ class DecisionThreshold:
     citation_accuracy_multi: float | None = None
     fusion: Fusion | None = None           # `fused` mode only
     max_needless_refusal: float | None = None   # the tuner's limit on needless refusals on the tuning split
+    evidence_scale: str | None = None      # evidence/fused: EVIDENCE_SCALE (earlier files summed over tokens)
 
     def save(self, folder: str | Path) -> Path:
         from rag_de.atomic import write_json
@@ -119,6 +121,10 @@ class DecisionThreshold:
                              f"{list(DECISION_MODES)}")
         if known.get("mode") == "fused" and known.get("fusion") is None:
             raise ValueError(f"{DECISION_FILE}: mode 'fused' needs its 'fusion' (model_weight, mean, std)")
+        if known.get("mode") in ("evidence", "fused") and known.get("evidence_scale") != EVIDENCE_SCALE:
+            raise ValueError(f"{DECISION_FILE}: its {known['mode']} threshold was tuned on another evidence scale "
+                             f"({known.get('evidence_scale') or 'summed over the question'}, now {EVIDENCE_SCALE}); "
+                             "re-tune it: rag-de train ... --resume, or evaluate with --threshold validation")
         return cls(**known)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
-from dataset_builder.decision import (DECISION_MODES, MODEL_READING, Decision, DecisionThreshold, DecisionTokens,
-                                      Fusion, decide, decide_by_evidence)
+from dataset_builder.decision import (DECISION_MODES, EVIDENCE_SCALE, MODEL_READING, Decision, DecisionThreshold,
+                                      DecisionTokens, Fusion, decide, decide_by_evidence)
 from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold
 
@@ -132,16 +132,21 @@ def tune_decisions(decisions: Sequence[Decision], rows: Sequence[Mapping[str, An
     return DecisionThreshold(
         refusal_threshold=threshold, tuned_on=f"{where}, {len(rows)} rows", mode=mode, objective="f1_gr",
         objective_value=value, refusal_auc=metrics["refusal_auc"],
-        citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"], max_needless_refusal=max_needless)
+        citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"], max_needless_refusal=max_needless,
+        evidence_scale=EVIDENCE_SCALE if MODEL_READING[mode] == "evidence" else None)
 
 
-def choose_answer(model, tokenizer, question: str, chunk, candidates: Sequence[str], sentences: Sequence[str]) -> str:
-    """The candidate answer whose sentence shares the most question words (the BM25 rule's word overlap), ties
-    broken by the model: the evidence reading at sentence level, log P(question | the sentence, with its chunk's
-    title and metadata) - log P(question | nothing). Measured on the sample data's gold chunks (answered
-    correctness, validation / test): the model's sentence evidence alone 0.80 / 0.89, overlap 0.84 / 1.00,
-    overlap with the model on ties 0.84 / 0.95 (chosen on validation: as good as overlap, and it asks the
-    model only where the words cannot tell); the adapter's own answer likelihood preferred generic sentences."""
+def choose_answer(load_model, tokenizer, question: str, chunk, candidates: Sequence[str],
+                  sentences: Sequence[str]) -> str:
+    """The candidate answer whose sentence shares the most question words (the BM25 rule's word overlap);
+    ties broken by the model (`load_model()`, called only then): the evidence reading at sentence level,
+    log P(question | the sentence, with its chunk's title and metadata) - log P(question | nothing).
+
+    Measured on the sample data's gold chunks (answered correctness, validation / test): the model's
+    sentence evidence alone 0.80 / 0.89, overlap 0.84 / 1.00, overlap with the model on ties 0.84 / 0.95
+    (chosen on validation: as good as overlap, and the model is asked where the words cannot tell); the
+    adapter's own likelihood of each answer preferred generic sentences.
+    """
     from dataclasses import replace
 
     from dataset_builder.decision import evidence_gains
@@ -151,5 +156,5 @@ def choose_answer(model, tokenizer, question: str, chunk, candidates: Sequence[s
     tied = [i for i, o in enumerate(overlap) if o == max(overlap)]
     if len(tied) == 1:
         return candidates[tied[0]]
-    gains = evidence_gains(model, tokenizer, question, [[replace(chunk, text=sentences[i])] for i in tied])
+    gains = evidence_gains(load_model(), tokenizer, question, [[replace(chunk, text=sentences[i])] for i in tied])
     return candidates[tied[max(range(len(tied)), key=gains.__getitem__)]]

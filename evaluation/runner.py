@@ -123,9 +123,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     digests = {"base": settings_hash(common),
                "adapter": settings_hash({**common, "adapter": adapter_fingerprint(config.adapter, config.adapter_revision)})}
     cache = ResultCache(out / "generations.jsonl")
-    # generation: free text; decision / evidence: the two readings of the model's own probabilities
-    # (dataset_builder/decision.py: `lead` and `evidence`); loss: teacher-forced answer NLL
-    shipped = load_threshold(config.adapter, config.adapter_revision)
+    # generation: free text; decision / evidence: what the model reads for the decision modes
+    # (dataset_builder/decision.py: `lead`; `evidence`, which `fused` builds on); loss: teacher-forced answer NLL
+    try:
+        shipped = load_threshold(config.adapter, config.adapter_revision)
+    except ValueError as exc:
+        raise EvalInputError(f"adapter {config.adapter}: {exc}") from None
     readings = {v: [m for m in ("lead", "evidence")
                     if (m in config.readings and (v == "adapter" or config.base_readings))
                     or (v == "adapter" and shipped is not None and MODEL_READING[shipped.mode] == m)]
@@ -248,8 +251,8 @@ def decided_generations(prompts, rows, decisions, threshold, digest, cache, toke
     """Predictions of the decided pipeline: the refusal where the score clears the threshold; else, citing
     n = the most probable chunk in the prompt, the cited chunk's sentence sharing the most question words
     (ties: the one that explains the question best, `choose_answer`), in the dataset's answer form
-    (constrained decoding over the answers it was trained to copy); for a chunk without sentences, the answer generated after the forced
-    `Laut Abschnitt [n]`."""
+    (constrained decoding over the answers it was trained to copy); for a chunk without sentences, the
+    answer generated after the forced `Laut Abschnitt [n]`."""
     from tqdm.auto import tqdm
 
     from dataset_builder.writers.extractive import answer_candidates
@@ -267,7 +270,7 @@ def decided_generations(prompts, rows, decisions, threshold, digest, cache, toke
         bar = tqdm(total=len(todo), desc="adapter: decided answers", unit="ex")
         for i in [i for i in todo if candidates[i][0]]:
             chunk = contexts_from_column(rows[i]["contexts"])[forced[i] - 1]
-            answer = choose_answer(model.get(), tokenizer, rows[i]["question"], chunk, *candidates[i])
+            answer = choose_answer(model.get, tokenizer, rows[i]["question"], chunk, *candidates[i])
             cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
                            "prediction": answer}])
             bar.update(1)

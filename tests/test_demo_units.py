@@ -177,15 +177,18 @@ def test_ask_decides_with_the_adapters_threshold(tiny):
     model, tokenizer = tiny
     config = DemoConfig()
     index = ChunkIndex(catalog_chunks())
-    for mode in ("lead", "evidence"):
-        answer_all = DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode)
+    from dataset_builder.decision import Fusion
+
+    for mode in ("lead", "evidence", "fused"):   # fused: the retrieval's BM25 scores go into the decision
+        fusion = Fusion(0.5, [0.0, -1.0], [1.0, 1.0]) if mode == "fused" else None
+        answer_all = DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode, fusion=fusion)
         service = DemoService(config, Generator(model, tokenizer, config), index, decision=answer_all)
         final = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))[-1]
         streamed = [u[1] for u in service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2)]
         assert any("Laut Abschnitt [" in s for s in streamed)
         cited = parse_answer(streamed[-2].replace("▌", "")).cited
         assert cited and 1 <= cited[0] <= 2, final
-        refuse_all = DecisionThreshold(refusal_threshold=float("-inf"), tuned_on="test", mode=mode)
+        refuse_all = DecisionThreshold(refusal_threshold=float("-inf"), tuned_on="test", mode=mode, fusion=fusion)
         service = DemoService(config, Generator(model, tokenizer, config), index, decision=refuse_all)
         updates = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))
         assert any(REFUSAL in u[1] for u in updates)

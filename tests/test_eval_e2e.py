@@ -389,7 +389,8 @@ def test_decided_answers_follow_the_shipped_threshold(tiny, tmp_path, mode):
     adapter = tmp_path / "adapter"
     shutil.copytree(tiny["adapter"], adapter)
     fusion = Fusion(0.5, [0.0, -1.0], [1.0, 1.0]) if mode == "fused" else None
-    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode, fusion=fusion).save(adapter)
+    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode=mode, fusion=fusion,
+                      evidence_scale=None if mode == "lead" else "per_question_token").save(adapter)
     args = evaluate_args(tiny, tmp_path / "out", "--limit", "4", "--readings", "lead")
     args[args.index("--adapter") + 1] = str(adapter)
     assert rag_de(args) == 0
@@ -418,7 +419,7 @@ def test_threshold_retuned_on_the_validation_split(tiny, tmp_path):
     adapter = tmp_path / "adapter"
     shutil.copytree(tiny["adapter"], adapter)
     DecisionThreshold(refusal_threshold=float("inf"), tuned_on="elsewhere", mode="fused",
-                      fusion=Fusion(0.5, [0.0, -1.0], [1.0, 1.0])).save(adapter)
+                      fusion=Fusion(0.5, [0.0, -1.0], [1.0, 1.0]), evidence_scale="per_question_token").save(adapter)
     data = tmp_path / "data"
     shutil.copytree(tiny["data"], data)
     write_split(data, "validation", dataset_rows()[:4])

@@ -133,15 +133,16 @@ def test_threshold_file_on_the_hub_or_absent(local_hub, tmp_path):
     api.upload_file(path_or_fileobj=str(tmp_path / "adapter_config.json"), path_in_repo="adapter_config.json",
                     repo_id=repo)
     assert load_threshold(repo) is None
-    shipped = DecisionThreshold(refusal_threshold=-12.5, tuned_on="org/data [validation], 38 rows", mode="evidence",
-                                objective_value=0.75, refusal_auc=0.8, citation_accuracy_multi=0.9)
+    shipped = DecisionThreshold(refusal_threshold=-1.25, tuned_on="org/data [validation], 38 rows", mode="evidence",
+                                objective_value=0.75, refusal_auc=0.8, citation_accuracy_multi=0.9,
+                                evidence_scale="per_question_token")
     path = shipped.save(tmp_path)
     assert path.name == DECISION_FILE
     api.upload_file(path_or_fileobj=str(path), path_in_repo=DECISION_FILE, repo_id=repo)
     assert load_threshold(repo) == shipped
     # the fused reading ships its standardization too, and comes back as a Fusion
     fused = DecisionThreshold(refusal_threshold=0.25, tuned_on="org/data [validation], 38 rows", mode="fused",
-                              fusion=Fusion(0.5, [-0.9, -6.0], [0.3, 2.0]))
+                              fusion=Fusion(0.5, [-0.9, -6.0], [0.3, 2.0]), evidence_scale="per_question_token")
     api.upload_file(path_or_fileobj=str(fused.save(tmp_path)), path_in_repo=DECISION_FILE, repo_id=repo)
     assert load_threshold(repo) == fused and isinstance(load_threshold(repo).fusion, Fusion)
 
@@ -156,9 +157,13 @@ def test_fusion_standardizes_both_scores_and_keeps_the_models_citation():
     fused = fusion.fuse(Decision(-1.0, [0.2, 3.0]), [4.0, 1.0])
     assert fused.refusal_score == pytest.approx(1.0) and fused.citation == 2   # BM25's top, the model's chunk
     with pytest.raises(ValueError, match="fusion"):
-        DecisionThreshold.from_dict({"refusal_threshold": 0.1, "tuned_on": "x", "mode": "fused"})
+        DecisionThreshold.from_dict({"refusal_threshold": 0.1, "tuned_on": "x", "mode": "fused",
+                                     "evidence_scale": "per_question_token"})
     with pytest.raises(ValueError, match="unknown decision mode"):
         DecisionThreshold.from_dict({"refusal_threshold": 0.1, "tuned_on": "x", "mode": "magic"})
+    # an evidence threshold from before the per-token scale is refused, not silently misread
+    with pytest.raises(ValueError, match="re-tune"):
+        DecisionThreshold.from_dict({"refusal_threshold": -32.1, "tuned_on": "x", "mode": "evidence"})
 
 
 def test_fused_tuning_mends_a_row_the_model_misranks():

@@ -48,7 +48,7 @@ def test_run_folder_layout(tiny, tmp_path):
                      "train_runtime_s", "train_tokens", "tokens_per_s", "peak_memory_gb", "global_step", "epochs",
                      "train_loss", "eval_loss", "started_at", "finished_at", "fallbacks", "decision"}
     assert set(summary) == expected_keys
-    assert summary["decision"]["mode"] in ("lead", "evidence") and (run_dir / "adapter/rag_de_decision.json").exists()
+    assert summary["decision"]["mode"] in ("lead", "evidence", "fused") and (run_dir / "adapter/rag_de_decision.json").exists()
     assert summary["global_step"] == 4 and summary["quantization"] == "none"
     # What the CPU ran differently from the config is recorded (the config itself is not changed).
     assert list(summary["fallbacks"]) == ["optim"] and "adamw_torch" in summary["fallbacks"]["optim"]
