@@ -43,6 +43,7 @@ from dataset_builder.contract import ANSWER_LEAD, REFUSAL
 DECISION_FILE = "rag_de_decision.json"   # beside adapter_config.json, pushed with the adapter
 DECISION_MODES = ("lead", "evidence", "fused")
 LEAD_OPEN = ANSWER_LEAD + " ["           # what the model is given before it writes the chunk number
+FUSION_MODEL_WEIGHT = 0.5   # `fused`: equal weights, not tuned (38 validation rows cannot pick a second parameter)
 EVIDENCE_SCALE = "per_question_token"   # what `decide_by_evidence`'s refusal score is measured in
 MODEL_READING = {"lead": "lead", "evidence": "evidence", "fused": "evidence"}   # mode -> what the model computes
 

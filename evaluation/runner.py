@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, render_prompt_text
-from dataset_builder.decision import LEAD_OPEN, MODEL_READING, Decision, load_threshold
+from dataset_builder.decision import FUSION_MODEL_WEIGHT, LEAD_OPEN, MODEL_READING, Decision, load_threshold
 from evaluation.cache import ResultCache, example_key, settings_hash
 from evaluation.config import EvalConfig
 from evaluation.data import EvalInputError, load_split
@@ -239,7 +239,7 @@ def retune_threshold(config: EvalConfig, shipped, digest, cache, tokenizer, mode
                       for i, d in zip(todo, values)])
     decisions = [decision_from(cache.records[k]) for k in keys]
     where = f"{public_name(config.dataset)} [{split}] (re-tuned at evaluation; shipped: {shipped.tuned_on})"
-    weight = shipped.fusion.model_weight if shipped.fusion is not None else 0.5
+    weight = shipped.fusion.model_weight if shipped.fusion is not None else FUSION_MODEL_WEIGHT
     return tune_reading(decisions, rows, shipped.mode, where, weight, config.max_needless_refusal)
 
 

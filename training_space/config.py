@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from rag_de.base_model import EMBEDDED_MODEL_ID
+from dataset_builder.decision import FUSION_MODEL_WEIGHT
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL
 from rag_de.config import ConfigError
 
@@ -130,7 +131,7 @@ class TrainingConfig:
         "help": "readings tuned on the eval split (dataset_builder/decision.py: lead = first word + chunk digit, "
         "evidence = the question's likelihood with each chunk, fused = evidence averaged with the BM25 score); "
         "the one with the best mean of F1-GR and citation accuracy there is shipped"})
-    fusion_model_weight: float = field(default=0.5, metadata={
+    fusion_model_weight: float = field(default=FUSION_MODEL_WEIGHT, metadata={
         "help": "`fused` reading: weight of the model's standardized evidence score (1 - it: BM25's); 0.5 = "
         "equal, not tuned (38 validation rows cannot pick a second parameter reliably)"})
     max_needless_refusal: float = field(default=MAX_NEEDLESS_REFUSAL, metadata={
@@ -220,7 +221,7 @@ def validate(config: TrainConfig, device: str | None = None) -> TrainConfig:
                           "flash_attention_2, which honour the per-example position ids of packed rows.")
     if t.bf16 and t.fp16:
         raise ConfigError("training.bf16 and training.fp16 are both true; choose one.")
-    from dataset_builder.decision import DECISION_MODES as modes   # no torch at import
+    from dataset_builder.decision import DECISION_MODES as modes
 
     if t.tune_decision and (not t.decision_modes or any(m not in modes for m in t.decision_modes)):
         raise ConfigError(f"training.decision_modes={t.decision_modes}: choose one or more of {list(modes)} "
