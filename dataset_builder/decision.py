@@ -28,7 +28,8 @@ Two ways to read them (`DECISION_MODES`), both from the model's own probabilitie
 * `fused`: the evidence reading's citation; its refusal score averages the evidence refusal score with
   the lexical one (minus the top chunk's BM25 score), each standardized on the tuning split (`Fusion`).
   The two fail on different questions (the model on paraphrases it cannot explain, BM25 on distractors
-  that share the question's words); measured on the sample data and XQuAD-de the average beats both.
+  that share the question's words). Refusal AUC on the sample data's validation / test split: fused 0.834 /
+  0.912, evidence 0.778 / 0.912, BM25 0.852 / 0.827; on XQuAD-de test fused 0.877, evidence 0.777, BM25 0.892.
 """
 
 from __future__ import annotations
