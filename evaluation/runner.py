@@ -129,11 +129,11 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         shipped = load_threshold(config.adapter, config.adapter_revision)
     except ValueError as exc:
         raise EvalInputError(f"adapter {config.adapter}: {exc}") from None
-    readings = {v: [m for m in ("lead", "evidence")
+    readings = {v: [m for m in READING_KIND
                     if (m in config.readings and (v == "adapter" or config.base_readings))
                     or (v == "adapter" and shipped is not None and MODEL_READING[shipped.mode] == m)]
                 for v in VARIANTS}
-    kinds = {v: ["generation", *(MODE_KIND[m] for m in readings[v])] + (["loss"] if config.compute_loss else [])
+    kinds = {v: ["generation", *(READING_KIND[m] for m in readings[v])] + (["loss"] if config.compute_loss else [])
              for v in VARIANTS}
     keys = {(v, k): [example_key(digests[v], k, r["id"], p) for r, p in zip(rows, prompts)]
             for v in VARIANTS for k in kinds[v]}
@@ -182,21 +182,22 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     #    citation among the prompt's chunks); the answer continues from the forced lead.
     #    With --threshold validation the threshold is re-tuned on this dataset's validation split first.
     threshold = shipped
-    decided = None
+    decided = decisions = None
     if threshold is not None:
         if config.threshold == "validation":
             threshold = retune_threshold(config, threshold, digests["adapter"], cache, tokenizer, model)
-        decisions = apply_reading([decision_from(cache.records[k]) for k in keys[("adapter", MODE_KIND[threshold.mode])]],
-                                  rows, threshold)
-        decided = decided_generations(prompts, rows, decisions, threshold, digests["adapter"], cache,
+        read = [decision_from(cache.records[k]) for k in keys[("adapter", MODE_KIND[threshold.mode])]]
+        decisions = apply_reading(read, rows, threshold)
+        decided = decided_generations(config, prompts, rows, decisions, threshold, digests["adapter"], cache,
                                       tokenizer, model)
 
     # 5. Score, aggregate, report.
-    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided)
+    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided, decisions)
 
 
-MODE_KIND = {"lead": "decision", "evidence": "evidence", "fused": "evidence"}   # decision mode -> its cache kind
-KIND_MODE = {"decision": "lead", "evidence": "evidence"}                         # cache kind -> model reading
+READING_KIND = {"lead": "decision", "evidence": "evidence"}                   # model reading -> its cache kind
+KIND_MODE = {kind: reading for reading, kind in READING_KIND.items()}          # cache kind -> model reading
+MODE_KIND = {mode: READING_KIND[reading] for mode, reading in MODEL_READING.items()}   # decision mode -> cache kind
 
 
 class LazyModel:
@@ -247,7 +248,8 @@ def decision_from(record: dict) -> Decision:
     return Decision(record["refusal_score"], list(record["citation_scores"]))
 
 
-def decided_generations(prompts, rows, decisions, threshold, digest, cache, tokenizer, model: LazyModel):
+def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold, digest, cache, tokenizer,
+                        model: LazyModel):
     """Predictions of the decided pipeline: the refusal where the score clears the threshold; else, citing
     n = the most probable chunk in the prompt, the cited chunk's sentence sharing the most question words
     (ties: the one that explains the question best, `choose_answer`), in the dataset's answer form
@@ -275,11 +277,11 @@ def decided_generations(prompts, rows, decisions, threshold, digest, cache, toke
                            "prediction": answer}])
             bar.update(1)
         free = [i for i in todo if not candidates[i][0]]
-        for start in range(0, len(free), model.config.batch_size):
-            batch = free[start: start + model.config.batch_size]
+        for start in range(0, len(free), config.batch_size):
+            batch = free[start: start + config.batch_size]
             leads = [f"{LEAD_OPEN}{forced[i]}]" for i in batch]
             values = generate_batch(model.get(), tokenizer, [prompts[i] + lead for i, lead in zip(batch, leads)],
-                                    model.config.max_new_tokens)
+                                    config.max_new_tokens)
             cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
                            "prediction": lead + v} for i, lead, v in zip(batch, leads, values)])
             bar.update(len(batch))
@@ -288,7 +290,9 @@ def decided_generations(prompts, rows, decisions, threshold, digest, cache, toke
 
 
 def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kinds, threshold=None,
-                  decided=None) -> dict[str, Any]:
+                  decided=None, shipped_decisions=None) -> dict[str, Any]:
+    """results.json, predictions, plots and error analysis; `shipped_decisions`: the adapter's decisions in
+    the threshold's mode, as the decided pipeline used them."""
     from evaluation.report import error_analysis, plot_metrics, plot_training_curves, side_by_side, write_predictions
 
     out = Path(config.out)
@@ -300,9 +304,8 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
             shipped = threshold is not None and variant == "adapter" and threshold.mode == mode
             if (variant, kind) not in keys or (mode == "fused" and not shipped):   # fused: needs its fit
                 continue
-            decisions = [decision_from(cache.records[k]) for k in keys[(variant, kind)]]
-            if shipped:
-                decisions = apply_reading(decisions, rows, threshold)
+            decisions = (shipped_decisions if shipped
+                         else [decision_from(cache.records[k]) for k in keys[(variant, kind)]])
             name = variant if mode == "lead" else f"{variant}_{mode}"
             decision[name] = decision_metrics(decisions, rows, threshold.refusal_threshold if shipped else None)
     for variant in VARIANTS:
