@@ -77,7 +77,7 @@ class Fusion:
     def fit(cls, evidence_scores: Sequence[float], bm25_tops: Sequence[float], model_weight: float) -> "Fusion":
         import statistics
 
-        columns = [list(evidence_scores), [-t for t in bm25_tops]]
+        columns = [list(evidence_scores), [-t for t in bm25_tops]]   # bm25_tops: `top_score` of each row
         return cls(model_weight, [statistics.fmean(c) for c in columns],
                    [statistics.pstdev(c) or 1.0 for c in columns])
 
@@ -87,8 +87,12 @@ class Fusion:
 
     def fuse(self, decision: "Decision", bm25_scores: Sequence[float]) -> "Decision":
         """The evidence decision with its refusal score fused; the citation stays the model's."""
-        top = max(bm25_scores) if len(bm25_scores) else 0.0
-        return Decision(self.score(decision.refusal_score, top), list(decision.citation_scores))
+        return Decision(self.score(decision.refusal_score, top_score(bm25_scores)), list(decision.citation_scores))
+
+
+def top_score(scores: Sequence[float]) -> float:
+    """A row's best BM25 score (0 for a prompt without chunks): what `Fusion` standardizes."""
+    return max(scores) if len(scores) else 0.0
 
 
 @dataclass
@@ -123,7 +127,7 @@ class DecisionThreshold:
                              f"{list(DECISION_MODES)}")
         if known.get("mode") == "fused" and known.get("fusion") is None:
             raise ValueError(f"{DECISION_FILE}: mode 'fused' needs its 'fusion' (model_weight, mean, std)")
-        if known.get("mode") in ("evidence", "fused") and known.get("evidence_scale") != EVIDENCE_SCALE:
+        if MODEL_READING[known.get("mode", "lead")] == "evidence" and known.get("evidence_scale") != EVIDENCE_SCALE:
             raise ValueError(f"{DECISION_FILE}: its {known['mode']} threshold was tuned on another evidence scale "
                              f"({known.get('evidence_scale') or 'summed over the question'}, now {EVIDENCE_SCALE}); "
                              "re-tune it: rag-de train ... --resume, or evaluate with --threshold validation")

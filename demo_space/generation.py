@@ -82,12 +82,12 @@ class Generator:
         the chunk number to cite, or None to refuse. `fused` needs the retrieval's BM25 scores of `chunks`
         (the demo's index over the dataset's chunks: IDF close to, not equal to, the tuning split's)."""
         from dataset_builder.contract import render_prompt_text
-        from dataset_builder.decision import decide, decide_by_evidence
+        from dataset_builder.decision import MODEL_READING, decide, decide_by_evidence
 
         if not chunks:
             return None
         with self._lock, self._adapter_context(True):
-            if threshold.mode in ("evidence", "fused"):
+            if MODEL_READING[threshold.mode] == "evidence":
                 decision = decide_by_evidence(self.model, self.tokenizer, question, chunks)
                 if threshold.mode == "fused":
                     decision = threshold.fusion.fuse(decision, list(bm25_scores))

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
-from dataset_builder.decision import (DECISION_MODES, EVIDENCE_SCALE, FUSION_MODEL_WEIGHT, MODEL_READING, Decision, DecisionThreshold,
-                                      DecisionTokens, Fusion, decide, decide_by_evidence)
+from dataset_builder.decision import (DECISION_MODES, EVIDENCE_SCALE, FUSION_MODEL_WEIGHT, MODEL_READING, Decision,
+                                      DecisionThreshold, DecisionTokens, Fusion, decide, decide_by_evidence,
+                                      evidence_gains, top_score)
+from evaluation.baselines import chunk_scores, word_overlap
 from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold
 
@@ -76,29 +78,22 @@ def _share(values: Sequence[bool]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def bm25_scores(rows: Sequence[Mapping[str, Any]]) -> list[list[float]]:
-    """BM25 scores of each row's prompt chunks (the baseline's index over the rows' unique chunks)."""
-    from evaluation.baselines import chunk_scores
-
-    return chunk_scores(rows)
-
-
 def apply_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]],
                   threshold: DecisionThreshold) -> list[Decision]:
     """The decisions of the threshold's mode from what the model read (`decide_rows`)."""
     if threshold.mode != "fused":
         return list(model_decisions)
-    return [threshold.fusion.fuse(d, s) for d, s in zip(model_decisions, bm25_scores(rows))]
+    return [threshold.fusion.fuse(d, s) for d, s in zip(model_decisions, chunk_scores(rows))]
 
 
 def tune_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]], mode: str, where: str,
-                 fusion_weight: float = FUSION_MODEL_WEIGHT, max_needless: float = MAX_NEEDLESS_REFUSAL) -> DecisionThreshold:
+                 fusion_weight: float = FUSION_MODEL_WEIGHT,
+                 max_needless: float = MAX_NEEDLESS_REFUSAL) -> DecisionThreshold:
     """One mode's threshold on `rows`; for `fused`, the standardization is fitted on the same rows first."""
     if mode != "fused":
         return tune_decisions(model_decisions, rows, mode, where, max_needless)
-    scores = bm25_scores(rows)
-    fusion = Fusion.fit([d.refusal_score for d in model_decisions], [max(s) if s else 0.0 for s in scores],
-                        fusion_weight)
+    scores = chunk_scores(rows)   # BM25 of each prompt chunk (the baseline's index over the rows' chunks)
+    fusion = Fusion.fit([d.refusal_score for d in model_decisions], [top_score(s) for s in scores], fusion_weight)
     tuned = tune_decisions([fusion.fuse(d, s) for d, s in zip(model_decisions, scores)], rows, mode, where,
                            max_needless)
     tuned.fusion = fusion
@@ -108,7 +103,8 @@ def tune_reading(model_decisions: Sequence[Decision], rows: Sequence[Mapping[str
 def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str,
                  modes: Sequence[str] = DECISION_MODES,
                  fusion_weight: float = FUSION_MODEL_WEIGHT,
-                 max_needless: float = MAX_NEEDLESS_REFUSAL) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
+                 max_needless: float = MAX_NEEDLESS_REFUSAL
+                 ) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
     """Per mode, the refusal threshold maximizing F1-GR on `rows` (the validation split); the mode with the
     best mean of F1-GR and constrained citation accuracy (2+ chunks) there is the one shipped."""
     read: dict[str, list[Decision]] = {}
@@ -148,9 +144,6 @@ def choose_answer(load_model, tokenizer, question: str, chunk, candidates: Seque
     adapter's own likelihood of each answer preferred generic sentences.
     """
     from dataclasses import replace
-
-    from dataset_builder.decision import evidence_gains
-    from evaluation.baselines import word_overlap
 
     overlap = word_overlap(question, sentences)
     tied = [i for i, o in enumerate(overlap) if o == max(overlap)]
