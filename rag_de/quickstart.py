@@ -239,7 +239,8 @@ class Pipeline:
                 "--dataset", self.dataset_repo, "--split", "test", "--out", str(self.run_dir / "eval"),
                 "--run-dir", str(self.run_dir), "--batch-size", str(self.config.eval_batch_size),
                 "--max-new-tokens", str(self.config.eval_max_new_tokens),
-                "--compute-loss", str(self.config.eval_compute_loss).lower(), "--readings", "evidence", "--base-readings", "false"]
+                "--compute-loss", str(self.config.eval_compute_loss).lower(),
+                "--readings", "evidence", "--base-readings", "false"]
         if self.config.eval_limit:
             args += ["--limit", str(self.config.eval_limit)]
         self.rag_de("evaluate", *args)
