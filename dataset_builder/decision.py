@@ -47,6 +47,10 @@ LEAD_OPEN = ANSWER_LEAD + " ["           # what the model is given before it wri
 FUSION_MODEL_WEIGHT = 0.5   # `fused`: equal weights, not tuned (38 validation rows cannot pick a second parameter)
 EVIDENCE_SCALE = "per_question_token"   # what `decide_by_evidence`'s refusal score is measured in
 MODEL_READING = {"lead": "lead", "evidence": "evidence", "fused": "evidence"}   # mode -> what the model computes
+# The evidence reading's batches (`question_logprobs`): about 8 of the quickstart's ~300-token passes. In NF4 on
+# CPU every forward call first dequantizes all weights, so 8 sequences in one call cost ~5 single calls
+# (scripts/bench_evidence.py); sorted by length, a batch pads little.
+EVIDENCE_BATCH_TOKENS = 2400
 
 
 @dataclass
@@ -228,35 +232,77 @@ def _question_prefix(tokenizer, chunks) -> str:
     return text[:text.index(marker)]
 
 
-def question_logprob(model, tokenizer, question: str, chunks) -> float:
-    """log P(question tokens | the contract's prompt with `chunks`), teacher-forced, summed over tokens.
+def question_logprobs(model, tokenizer, requests: Sequence[tuple[str, Sequence]], progress: str | None = None,
+                      batch_tokens: int = EVIDENCE_BATCH_TOKENS) -> list[float]:
+    """log P(question tokens | the contract's prompt with `chunks`) for each (question, chunks) request,
+    teacher-forced, summed over the question's tokens.
 
     Summed, not averaged: the difference of two sums is the pointwise mutual information of question and
-    chunk (the evidence the chunk brings, in nats). One sequence per call: a left-padded batch of a row's
-    sequences measured no faster on 2 CPU cores (0.94x; the forward is compute-bound and padding adds work).
+    chunk (the evidence the chunk brings, in nats). Requests run in left-padded batches of similar length
+    (sorted, so a batch pads little), up to `batch_tokens` tokens each; the results are in request order.
     """
     import torch
+    from tqdm.auto import tqdm
 
-    prefix = tokenizer(_question_prefix(tokenizer, chunks), add_special_tokens=False)["input_ids"]
-    target = tokenizer(question.strip(), add_special_tokens=False)["input_ids"]
+    encoded = []
+    for question, chunks in requests:
+        prefix = tokenizer(_question_prefix(tokenizer, chunks), add_special_tokens=False)["input_ids"]
+        target = tokenizer(question.strip(), add_special_tokens=False)["input_ids"]
+        encoded.append((prefix + target, len(target)))
+    batches: list[list[int]] = []
+    for i in sorted(range(len(requests)), key=lambda i: len(encoded[i][0])):
+        if batches and (len(batches[-1]) + 1) * len(encoded[i][0]) <= batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
     device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = [0.0] * len(requests)
+    bar = tqdm(total=len(requests), desc=progress or "evidence", unit="q", disable=progress is None)
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([prefix + target], device=device),
-                       logits_to_keep=len(target) + 1).logits[0, :-1].float()
-    logp = torch.log_softmax(logits, dim=-1)[torch.arange(len(target), device=device), torch.tensor(target, device=device)]
-    return float(logp.sum())
+        for batch in batches:
+            width = max(len(encoded[i][0]) for i in batch)
+            keep = max(encoded[i][1] for i in batch) + 1   # logits for the longest question, and the one before it
+            ids = torch.tensor([[pad] * (width - len(encoded[i][0])) + encoded[i][0] for i in batch], device=device)
+            mask = torch.tensor([[0] * (width - len(encoded[i][0])) + [1] * len(encoded[i][0]) for i in batch],
+                                device=device)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                           logits_to_keep=keep).logits.float()
+            for row, i in enumerate(batch):
+                sequence, n = encoded[i]
+                logp = torch.log_softmax(logits[row, keep - 1 - n: keep - 1], dim=-1)   # predicting the last n
+                out[i] = float(logp[torch.arange(n, device=device), torch.tensor(sequence[-n:], device=device)].sum())
+            bar.update(len(batch))
+    bar.close()
+    return out
 
 
 def evidence_gains(model, tokenizer, question: str, chunk_sets: Sequence) -> list[float]:
     """PMI of the question with each chunk set: log P(q | chunks) - log P(q | no chunk)."""
-    null = question_logprob(model, tokenizer, question, [])
-    return [question_logprob(model, tokenizer, question, chunks) - null for chunks in chunk_sets]
+    null, *with_chunks = question_logprobs(model, tokenizer, [(question, [])] + [(question, c) for c in chunk_sets])
+    return [lp - null for lp in with_chunks]
+
+
+def evidence_decisions(model, tokenizer, items: Sequence[tuple[str, Sequence]],
+                       progress: str | None = None) -> list[Decision]:
+    """`evidence` mode for each (question, chunks): citation scores = PMI of the question with each chunk
+    (log P(q | chunk) - log P(q | no chunk), nats); refusal score = minus the best of them per question token
+    (no chunk explains the question -> high). All items' passes go through one `question_logprobs` call, so
+    they batch across items."""
+    requests, spans = [], []
+    for question, chunks in items:
+        chunks = list(chunks)[:9]
+        spans.append((len(requests), len(chunks)))
+        requests += [(question, [])] + [(question, [c]) for c in chunks]
+    logprobs = question_logprobs(model, tokenizer, requests, progress)
+    out = []
+    for (question, _), (start, k) in zip(items, spans):
+        gains = [lp - logprobs[start] for lp in logprobs[start + 1:start + 1 + k]]
+        length = max(1, len(tokenizer(question.strip(), add_special_tokens=False)["input_ids"]))
+        out.append(Decision(refusal_score=-max(gains) / length, citation_scores=gains))
+    return out
 
 
 def decide_by_evidence(model, tokenizer, question: str, chunks) -> Decision:
-    """`evidence` mode: citation scores = PMI of the question with each chunk (log P(q | chunk) - log P(q |
-    no chunk), nats); refusal score = minus the best of them per question token (no chunk explains the
-    question -> high)."""
-    gains = evidence_gains(model, tokenizer, question, [[c] for c in list(chunks)[:9]])
-    length = max(1, len(tokenizer(question.strip(), add_special_tokens=False)["input_ids"]))
-    return Decision(refusal_score=-max(gains) / length, citation_scores=gains)
+    """`evidence_decisions` for one question (the demo's)."""
+    return evidence_decisions(model, tokenizer, [(question, chunks)])[0]

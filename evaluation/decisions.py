@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
 from dataset_builder.decision import (DECISION_MODES, EVIDENCE_SCALE, FUSION_MODEL_WEIGHT, MODEL_READING, Decision,
-                                      DecisionThreshold, DecisionTokens, Fusion, decide, decide_by_evidence,
+                                      DecisionThreshold, DecisionTokens, Fusion, decide, evidence_decisions,
                                       evidence_gains, top_score)
 from evaluation.baselines import chunk_scores, word_overlap
 from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
@@ -33,16 +33,15 @@ def decide_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], mode: str =
     by the contract; `apply_reading` turns evidence into `fused` decisions."""
     from tqdm.auto import tqdm
 
-    mode = MODEL_READING[mode]
-    tokens = DecisionTokens.from_tokenizer(tokenizer) if mode == "lead" else None
+    if MODEL_READING[mode] == "evidence":   # one call for the split: shared prompt prefixes run once
+        return evidence_decisions(model, tokenizer, [(row["question"], contexts_from_column(row["contexts"]))
+                                                     for row in rows], progress)
+    tokens = DecisionTokens.from_tokenizer(tokenizer)
     out = []
     for row in tqdm(rows, desc=progress or "decisions", unit="ex", disable=progress is None):
         chunks = contexts_from_column(row["contexts"])
-        if mode == "evidence":
-            out.append(decide_by_evidence(model, tokenizer, row["question"], chunks))
-        else:
-            prompt = render_prompt_text(tokenizer, row["question"], chunks)
-            out.extend(decide(model, tokenizer, [prompt], [len(chunks)], tokens))
+        prompt = render_prompt_text(tokenizer, row["question"], chunks)
+        out.extend(decide(model, tokenizer, [prompt], [len(chunks)], tokens))
     return out
 
 

@@ -208,13 +208,15 @@ class LazyModel:
 
     def get(self):
         if self.model is None:
-            from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm
+            from rag_de.modeling import LoadQuantizationConfig, dequantize_4bit_on_cpu, load_adapter, load_causal_lm
 
             config = self.config
             quant = LoadQuantizationConfig(kind=config.quantization, compute_dtype=config.compute_dtype)
             model = load_causal_lm(config.base, quant, dtype=config.dtype, device=config.device,
                                    tokenizer=self.tokenizer)
             self.model = load_adapter(model, config.adapter, revision=config.adapter_revision).eval()
+            if config.dequantize_on_cpu:
+                dequantize_4bit_on_cpu(self.model)
         return self.model
 
 

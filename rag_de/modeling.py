@@ -12,6 +12,9 @@ from typing import Literal
 from rag_de.base_model import resolve
 
 Quantization = Literal["nf4", "fp4", "none"]
+# `dequantize_4bit_on_cpu` keeps the 4-bit layers when their dequantized weights would take more than this
+# share of the machine's memory (the rest is for activations, the KV cache and the data).
+DEQUANTIZE_MAX_MEMORY_SHARE = 0.25
 
 
 @dataclass
@@ -130,3 +133,40 @@ def load_adapter(model, adapter: str, revision: str | None = None, is_trainable:
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, adapter, revision=revision, is_trainable=is_trainable)
+
+
+def dequantize_4bit_on_cpu(model, max_memory_share: float = DEQUANTIZE_MAX_MEMORY_SHARE) -> bool:
+    """On CPU, replace every bitsandbytes 4-bit linear layer (also one under a LoRA layer) by a plain linear
+    layer holding its dequantized weights, in place, for inference. True when it did; False (model untouched)
+    on CUDA, without 4-bit layers, or when the dequantized weights would take more than `max_memory_share`
+    of the machine's memory (a 7B model: ~28 GB in float32).
+
+    Why: bitsandbytes' CPU 4-bit forward dequantizes the whole weight on every call and then runs an ordinary
+    matmul, so doing it once computes the very same values (max |logit difference| 0.0 on the quickstart
+    adapter, greedy answers identical) without paying the dequantization on each of a generation's calls
+    (`scripts/bench_evidence.py` measures it). Training keeps bitsandbytes (its backward needs the 4-bit
+    layers), and so do GPUs (their 4-bit kernels are fast).
+    """
+    import os
+
+    import bitsandbytes as bnb
+    import torch
+
+    layers = [(module, name, child) for module in model.modules() for name, child in module.named_children()
+              if isinstance(child, bnb.nn.Linear4bit) and child.weight.device.type == "cpu"]
+    if not layers:
+        return False
+    dtypes = {child: child.compute_dtype or torch.float32 for _, _, child in layers}
+    size = sum(child.in_features * child.out_features * dtypes[child].itemsize for _, _, child in layers)
+    if size > max_memory_share * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"):
+        return False
+    for module, name, child in layers:
+        dtype = dtypes[child]
+        weight = bnb.functional.dequantize_4bit(child.weight.data, child.weight.quant_state).to(dtype)
+        plain = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
+                                dtype=dtype, device=weight.device)
+        plain.weight = torch.nn.Parameter(weight, requires_grad=False)
+        if child.bias is not None:
+            plain.bias = torch.nn.Parameter(child.bias.data.to(dtype), requires_grad=False)
+        setattr(module, name, plain)
+    return True

@@ -188,3 +188,41 @@ def test_fused_tuning_mends_a_row_the_model_misranks():
     fused = apply_reading(evidence, rows, tuned)
     metrics = decision_metrics(fused, rows, tuned.refusal_threshold)
     assert metrics["refusal_auc"] == 1.0 and metrics["f1_gr"] == 1.0 and tuned.objective_value == 1.0
+
+
+def test_batched_evidence_matches_one_full_forward_per_request():
+    """`question_logprobs` runs requests in left-padded batches sorted by length; every request must get what
+    a plain forward over its own prefix + question gives, also for a LoRA-wrapped model and a 1-token
+    question, and in the order asked."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from dataset_builder.decision import _question_prefix, evidence_decisions, question_logprobs
+    from helpers import build_catalog_tokenizer, build_tiny_model, catalog_chunks
+
+    tok = build_catalog_tokenizer()
+    chunks = catalog_chunks()[:3]
+    torch.manual_seed(0)
+    model = get_peft_model(build_tiny_model(tok), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                             init_lora_weights=False)).eval()
+    questions = ["Wie viele ECTS hat das Modul?", "Wer prüft?", "?"]
+    requests = [(q, cs) for cs in ([], [chunks[0]], [chunks[1], chunks[2]]) for q in questions][::-1]
+
+    def plain(question, cs):
+        prefix = tok(_question_prefix(tok, cs), add_special_tokens=False)["input_ids"]
+        target = tok(question, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prefix + target])).logits[0, len(prefix) - 1:-1]
+        return float(torch.log_softmax(logits, -1)[torch.arange(len(target)), torch.tensor(target)].sum())
+
+    expected = [plain(q, cs) for q, cs in requests]
+    assert len(set(round(e, 3) for e in expected)) == len(expected)   # the requests differ: a mix-up would show
+    assert question_logprobs(model, tok, requests) == pytest.approx(expected, abs=1e-4)
+    assert question_logprobs(model, tok, requests, batch_tokens=1) == pytest.approx(expected, abs=1e-4)   # unbatched
+    # evidence decisions: gains = with chunk - without, refusal = -best gain per question token
+    decision = evidence_decisions(model, tok, [(questions[0], chunks[:2])])[0]
+    null = plain(questions[0], [])
+    gains = [plain(questions[0], [c]) - null for c in chunks[:2]]
+    assert decision.citation_scores == pytest.approx(gains, abs=1e-4)
+    n = len(tok(questions[0], add_special_tokens=False)["input_ids"])
+    assert decision.refusal_score == pytest.approx(-max(gains) / n, abs=1e-4)

@@ -411,9 +411,11 @@ def peak_memory_gb(device: str) -> float:
 
 
 def tune_decision(trainer, config: TrainConfig, run: "Run"):
-    """The refusal threshold that maximizes F1-GR on the whole eval split (evaluation.decisions)."""
+    """The refusal threshold that maximizes F1-GR on the whole eval split (evaluation.decisions). Training is
+    over: on CPU the 4-bit weights are dequantized once first, as `rag-de evaluate` reads them (same values)."""
     from dataset_builder.decision import DECISION_FILE as DECISION_FILE_NAME
     from evaluation.decisions import tune_on_rows
+    from rag_de.modeling import dequantize_4bit_on_cpu
 
     splits, _ = data_mod.load_splits(run.dataset, config.data.revision)
     rows = list(splits[config.data.eval_split])
@@ -421,6 +423,7 @@ def tune_decision(trainer, config: TrainConfig, run: "Run"):
     revision = f"@{run.dataset_revision[:10]}" if run.dataset_revision else ""
     where = f"{name}{revision} [{config.data.eval_split}]"
     trainer.model.eval()
+    dequantize_4bit_on_cpu(trainer.model)
     decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes,
                                    config.training.fusion_model_weight, config.training.max_needless_refusal)
     for t in tuned.values():
