@@ -115,10 +115,12 @@ class DemoService:
                 number = self.generator.decide(question, chunks, self.decision, [h.score for h in hits])
                 if number is None:
                     answer = REFUSAL
+                else:   # the evaluated decided pipeline's answer; generated after the forced lead only if none
+                    answer = self.generator.decided_answer(question, chunks, number) or ""
+                    lead = "" if answer else f"{LEAD_OPEN}{number}]"
+                if answer:
                     yield notice, streaming_markdown(answer), "", sources
-                else:
-                    lead = f"{LEAD_OPEN}{number}]"
-            if answer != REFUSAL:
+            if not answer:
                 for text in self.generator.stream(prompt + lead, sampling, use_adapter=True):
                     answer = lead + text
                     yield notice, streaming_markdown(answer), "", sources

@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from dataset_builder.chunking import sentence_spans
 from dataset_builder.contract import REFUSAL, Chunk, contexts_from_column, format_answer, render_chunk
+from dataset_builder.decision import word_overlap
 from dataset_builder.retrieval import BM25Index, tokenize_de
 from evaluation.metrics import aggregate, score_example
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold
@@ -69,12 +70,6 @@ def best_sentence(question: str, chunk: Chunk) -> str:
     sentences = [s for s in sentences if s] or [" ".join(text.split())]
     overlap = word_overlap(question, sentences)
     return sentences[overlap.index(max(overlap))]
-
-
-def word_overlap(question: str, sentences: Sequence[str]) -> list[int]:
-    """Distinct (stemmed, stopword-free) question words in each sentence (the decided pipeline uses it too)."""
-    words = set(tokenize_de(question)[0])
-    return [len(words & set(t)) for t in tokenize_de(list(sentences))]
 
 
 def cited_answer(question: str, chunks: Sequence[Chunk], number: int) -> str:
@@ -185,4 +180,4 @@ def tuning_rows(dataset: str, split: str, revision: str | None,
 
 
 __all__ = ["NAMES", "LABELS", "BaselineRun", "always_cite_1", "always_refuse", "bm25", "tuned_bm25",
-           "chunk_scores", "top_chunks", "best_sentence", "word_overlap", "evaluate_baselines", "tuning_rows"]
+           "chunk_scores", "top_chunks", "best_sentence", "evaluate_baselines", "tuning_rows"]

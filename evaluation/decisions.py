@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 from dataset_builder.contract import contexts_from_column, render_prompt_text
 from dataset_builder.decision import (DECISION_MODES, EVIDENCE_SCALE, FUSION_MODEL_WEIGHT, MODEL_READING, Decision,
                                       DecisionThreshold, DecisionTokens, Fusion, decide, evidence_decisions,
-                                      evidence_gains, top_score)
-from evaluation.baselines import chunk_scores, word_overlap
+                                      top_score)
+from evaluation.baselines import chunk_scores
 from evaluation.metrics import f1_gr, refusal_auc, refusal_prf
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold
 
@@ -129,24 +129,3 @@ def tune_decisions(decisions: Sequence[Decision], rows: Sequence[Mapping[str, An
         objective_value=value, refusal_auc=metrics["refusal_auc"],
         citation_accuracy_multi=metrics["constrained_citation_accuracy_multi"], max_needless_refusal=max_needless,
         evidence_scale=EVIDENCE_SCALE if MODEL_READING[mode] == "evidence" else None)
-
-
-def choose_answer(load_model, tokenizer, question: str, chunk, candidates: Sequence[str],
-                  sentences: Sequence[str]) -> str:
-    """The candidate answer whose sentence shares the most question words (the BM25 rule's word overlap);
-    ties broken by the model (`load_model()`, called only then): the evidence reading at sentence level,
-    log P(question | the sentence, with its chunk's title and metadata) - log P(question | nothing).
-
-    Measured on the sample data's gold chunks (answered correctness, validation / test): the model's
-    sentence evidence alone 0.80 / 0.89, overlap 0.84 / 1.00, overlap with the model on ties 0.84 / 0.95
-    (chosen on validation: as good as overlap, and the model is asked where the words cannot tell); the
-    adapter's own likelihood of each answer preferred generic sentences.
-    """
-    from dataclasses import replace
-
-    overlap = word_overlap(question, sentences)
-    tied = [i for i, o in enumerate(overlap) if o == max(overlap)]
-    if len(tied) == 1:
-        return candidates[tied[0]]
-    gains = evidence_gains(load_model(), tokenizer, question, [[replace(chunk, text=sentences[i])] for i in tied])
-    return candidates[tied[max(range(len(tied)), key=gains.__getitem__)]]

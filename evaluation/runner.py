@@ -260,7 +260,7 @@ def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold,
     from tqdm.auto import tqdm
 
     from dataset_builder.writers.extractive import answer_candidates
-    from evaluation.decisions import choose_answer
+    from dataset_builder.decision import choose_answer
 
     forced = {i: d.citation for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
     candidates = {i: answer_candidates(rows[i]["question"], contexts_from_column(rows[i]["contexts"]), n)

@@ -165,8 +165,9 @@ def test_ask_flow_bad_inputs_and_citation(tiny):
 
 
 def test_ask_decides_with_the_adapters_threshold(tiny):
-    """With a shipped threshold the model's own probabilities decide: below it the answer continues a forced
-    `Laut Abschnitt [n]` with n among the shown chunks; above it the refusal, without generating."""
+    """With a shipped threshold the model's own probabilities decide: below it the answer is the decided
+    pipeline's (the cited chunk's sentence sharing the most question words, as `rag-de evaluate` scores it),
+    citing n among the shown chunks; above it the refusal, without generating."""
     from dataset_builder.contract import REFUSAL, parse_answer
     from dataset_builder.decision import DecisionThreshold
     from demo_space.app import DemoService
@@ -188,6 +189,10 @@ def test_ask_decides_with_the_adapters_threshold(tiny):
         assert any("Laut Abschnitt [" in s for s in streamed)
         cited = parse_answer(streamed[-2].replace("▌", "")).cited
         assert cited and 1 <= cited[0] <= 2, final
+        hits = index.search("Wie viele ECTS hat DS-101?", 2)
+        expected = service.generator.decided_answer("Wie viele ECTS hat DS-101?", [h.chunk for h in hits], cited[0])
+        assert expected and expected.startswith(f"Laut Abschnitt [{cited[0]}]")
+        assert streamed[-2].replace("▌", "").strip() == expected   # not free text after the lead
         refuse_all = DecisionThreshold(refusal_threshold=float("-inf"), tuned_on="test", mode=mode, fusion=fusion)
         service = DemoService(config, Generator(model, tokenizer, config), index, decision=refuse_all)
         updates = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))
