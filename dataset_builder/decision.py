@@ -28,8 +28,9 @@ Two ways to read them (`DECISION_MODES`), both from the model's own probabilitie
 * `fused`: the evidence reading's citation; its refusal score averages the evidence refusal score with
   the lexical one (minus the top chunk's BM25 score), each standardized on the tuning split (`Fusion`).
   The two fail on different questions (the model on paraphrases it cannot explain, BM25 on distractors
-  that share the question's words). Refusal AUC on the sample data's validation / test split: fused 0.834 /
-  0.912, evidence 0.778 / 0.912, BM25 0.852 / 0.827; on XQuAD-de test fused 0.877, evidence 0.777, BM25 0.892.
+  that share the question's words). Refusal AUC of the 20-step adapter on the sample data's validation / test
+  split: fused 0.834 / 0.912, evidence 0.778 / 0.912, BM25 0.852 / 0.827; on XQuAD-de test fused 0.877,
+  evidence 0.777, BM25 0.892 (the 10-step preset's: 0.803 / 0.895 and 0.860; README, "Grounding").
 
 Once it answers, the decided pipeline (`rag-de evaluate` and the demo) takes the cited chunk's sentence that
 shares the most question words, the model breaking ties (`choose_answer`).
