@@ -33,7 +33,7 @@ def decide_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], mode: str =
     by the contract; `apply_reading` turns evidence into `fused` decisions."""
     from tqdm.auto import tqdm
 
-    if MODEL_READING[mode] == "evidence":   # one call for the split: shared prompt prefixes run once
+    if MODEL_READING[mode] == "evidence":   # one call for the split: its passes batch across rows
         return evidence_decisions(model, tokenizer, [(row["question"], contexts_from_column(row["contexts"]))
                                                      for row in rows], progress)
     tokens = DecisionTokens.from_tokenizer(tokenizer)
