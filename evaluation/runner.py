@@ -179,7 +179,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 stats[variant][f"{kind}_seconds"] += round(time.perf_counter() - started, 2)
 
     # 4. Decided generation: the adapter's own probabilities decide (threshold shipped with the adapter,
-    #    citation among the prompt's chunks); the answer continues from the forced lead.
+    #    citation among the prompt's chunks); the answer is the cited chunk's sentence (`decided_generations`).
     #    With --threshold validation the threshold is re-tuned on this dataset's validation split first.
     threshold = shipped
     decided = decisions = None

@@ -26,8 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FIGURES = ("refusal_auc", "constrained_citation_accuracy_multi", "refusal_f1", "needless_refusal_rate", "f1_gr")
-BASELINE_KEY = {"constrained_citation_accuracy_multi": "citation_accuracy_multi"}   # a rule's name for it
+from scripts.bench_learning_curve import BASELINE_KEY, FIGURES, _fmt  # noqa: E402  (the same figures, same format)
 
 
 def main() -> int:
@@ -99,10 +98,6 @@ def main() -> int:
         ties = sum(a["f1_gr"] == b["f1_gr"] for a, b in zip(results[mode], results["bm25"]))
         print(f"{mode}: F1-GR above BM25's on {wins} of {len(args.seeds)} splits, equal on {ties}")
     return 0
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":
