@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dataset_builder.contract import REFUSAL, parse_answer, render_prompt_text
-from dataset_builder.decision import LEAD_OPEN
+from answering.decision import LEAD_OPEN
 from demo_space.documents import UploadError, document_chunks
 from demo_space.generation import Generator, Sampling
 from demo_space.render import final_answer_markdown, sources_html, streaming_markdown
@@ -171,7 +171,7 @@ def build_app(config: DemoConfig, model=None, tokenizer=None, index: ChunkIndex 
             corpus_note = f"{config.dataset} nicht ladbar: {type(exc).__name__}"
     decision = None
     if config.decide == "auto" and config.adapter:
-        from dataset_builder.decision import load_threshold
+        from answering.decision import load_threshold
 
         try:
             decision = load_threshold(config.adapter, config.adapter_revision)

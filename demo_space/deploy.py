@@ -19,7 +19,7 @@ from pathlib import Path
 from demo_space.settings import DemoConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROJECT_PACKAGES = ("rag_de", "dataset_builder", "demo_space", "model_cards", "training_space", "local_hub")
+PROJECT_PACKAGES = ("rag_de", "answering", "dataset_builder", "demo_space", "model_cards", "training_space", "local_hub")
 ENTRY_MODULES = ("demo_space.app",)
 SPACE_ENTRY = REPO_ROOT / "demo_space" / "space_entry.py"
 # Needed at run time although the app's modules never import them by name (transformers/peft do).

@@ -80,11 +80,11 @@ class Generator:
         return self.model.disable_adapter() if (self.has_adapter and not use_adapter) else nullcontext()
 
     def decide(self, question: str, chunks, threshold, bm25_scores=()) -> int | None:
-        """The adapter's decision (`dataset_builder.decision`, the reading the threshold was tuned for):
+        """The adapter's decision (`answering.decision`, the reading the threshold was tuned for):
         the chunk number to cite, or None to refuse. `fused` needs the retrieval's BM25 scores of `chunks`
         (the demo's index over the dataset's chunks: IDF close to, not equal to, the tuning split's)."""
         from dataset_builder.contract import render_prompt_text
-        from dataset_builder.decision import MODEL_READING, decide, decide_by_evidence
+        from answering.decision import MODEL_READING, decide, decide_by_evidence
 
         if not chunks:
             return None
@@ -102,7 +102,7 @@ class Generator:
         """What `rag-de evaluate`'s decided pipeline answers once it cites chunk `number`: that chunk's sentence
         sharing the most question words, in the dataset's answer form (`choose_answer`; the model breaks
         ties); None for a chunk without sentences (the answer is then generated after the forced lead)."""
-        from dataset_builder.decision import choose_answer
+        from answering.answer import choose_answer
         from dataset_builder.writers.extractive import answer_candidates
 
         candidates, sentences = answer_candidates(question, list(chunks), number)

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from dataset_builder.chunking import sentence_spans
 from dataset_builder.contract import REFUSAL, Chunk, contexts_from_column, format_answer, render_chunk
-from dataset_builder.decision import word_overlap
+from answering.answer import word_overlap
 from dataset_builder.retrieval import BM25Index
 from evaluation.metrics import aggregate, score_example
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL, tune_threshold

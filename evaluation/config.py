@@ -40,7 +40,7 @@ class EvalConfig:
     compute_loss: bool = field(default=True, metadata={
         "help": "also compute teacher-forced eval loss and perplexity on the gold answers"})
     readings: list[Literal["lead", "evidence"]] = field(default_factory=lambda: ["lead", "evidence"], metadata={
-        "help": "decision readings scored for base and adapter (dataset_builder/decision.py); the adapter's "
+        "help": "decision readings scored for base and adapter (answering/decision.py); the adapter's "
         "shipped reading is always scored. The quickstart scores only `evidence` (the lead reading of a "
         "20-step adapter measured at chance; ~1.5 min on 2 cores)"})
     base_readings: bool = field(default=True, metadata={

@@ -1,4 +1,4 @@
-"""The adapter's decisions read from its probabilities (`dataset_builder.decision`), scored on a split.
+"""The adapter's decisions read from its probabilities (`answering.decision`), scored on a split.
 
 `rag-de train` tunes the refusal threshold on the validation split with `tune_on_rows` and ships it with
 the adapter; `rag-de evaluate` reports, beside free generation, what the model's probabilities decide:
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from dataset_builder.contract import contexts_from_column, render_prompt_text
-from dataset_builder.decision import (DECISION_MODES, EVIDENCE_SCALE, FUSION_MODEL_WEIGHT, MODEL_READING, Decision,
+from answering.decision import (DECISION_MODES, EVIDENCE_SCALE, FUSION_MODEL_WEIGHT, MODEL_READING, Decision,
                                       DecisionThreshold, DecisionTokens, Fusion, decide, evidence_decisions,
                                       top_score)
 from evaluation.baselines import chunk_scores

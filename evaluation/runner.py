@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, render_prompt_text
-from dataset_builder.decision import FUSION_MODEL_WEIGHT, LEAD_OPEN, MODEL_READING, Decision, load_threshold
+from answering.decision import FUSION_MODEL_WEIGHT, LEAD_OPEN, MODEL_READING, Decision, load_threshold
 from evaluation.cache import ResultCache, example_key, settings_hash
 from evaluation.config import EvalConfig
 from evaluation.data import EvalInputError, load_split
@@ -124,7 +124,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                "adapter": settings_hash({**common, "adapter": adapter_fingerprint(config.adapter, config.adapter_revision)})}
     cache = ResultCache(out / "generations.jsonl")
     # generation: free text; decision / evidence: what the model reads for the decision modes
-    # (dataset_builder/decision.py: `lead`; `evidence`, which `fused` builds on); loss: teacher-forced answer NLL
+    # (answering/decision.py: `lead`; `evidence`, which `fused` builds on); loss: teacher-forced answer NLL
     try:
         shipped = load_threshold(config.adapter, config.adapter_revision)
     except ValueError as exc:
@@ -260,7 +260,7 @@ def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold,
     from tqdm.auto import tqdm
 
     from dataset_builder.writers.extractive import answer_candidates
-    from dataset_builder.decision import choose_answer
+    from answering.answer import choose_answer
 
     forced = {i: d.citation for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
     candidates = {i: answer_candidates(rows[i]["question"], contexts_from_column(rows[i]["contexts"]), n)
@@ -347,7 +347,7 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
         "counts": {"examples": len(rows), "answerable": answerable, "unanswerable": len(rows) - answerable},
         "metrics": metrics,
         "baselines": baselines,
-        # What the models' own probabilities decide (dataset_builder/decision.py): refusal AUC, constrained
+        # What the models' own probabilities decide (answering/decision.py): refusal AUC, constrained
         # citation, and at the adapter's shipped threshold the decided refusal figures.
         "decision": decision,
         "decision_threshold": asdict(threshold) if threshold is not None else None,

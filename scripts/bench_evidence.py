@@ -2,7 +2,7 @@
 """The decision and generation cost on CPU: the two speed choices of `rag-de evaluate`, side by side.
 
 1. The evidence reading's passes: one forward per (question, chunk) vs length-sorted left-padded batches
-   (`dataset_builder.decision.question_logprobs`, `EVIDENCE_BATCH_TOKENS`).
+   (`answering.decision.question_logprobs`, `EVIDENCE_BATCH_TOKENS`).
 2. The 4-bit weights: bitsandbytes' NF4 layers (dequantized on every call) vs dequantized once
    (`rag_de.modeling.dequantize_4bit_on_cpu`), for the evidence passes and for greedy generation.
 
@@ -29,7 +29,7 @@ def plain_logprobs(model, tokenizer, requests) -> list[float]:
     """The reference: prefix + question in one forward for every request (what the reading did before)."""
     import torch
 
-    from dataset_builder.decision import _question_prefix
+    from answering.decision import _question_prefix
 
     out = []
     with torch.no_grad():
@@ -56,7 +56,7 @@ def main() -> int:
 
     from dataset_builder.build_config import CPU_BUILD_CONFIG
     from dataset_builder.contract import contexts_from_column, render_prompt_text
-    from dataset_builder.decision import question_logprobs
+    from answering.decision import question_logprobs
     from dataset_builder.schema import load_built
     from rag_de.base_model import EMBEDDED_MODEL_ID
     from evaluation.inference import generate_batch

@@ -2,7 +2,7 @@
 """Learning curve of the CPU preset: what more steps buy, in the decision figures that matter.
 
 One `rag-de train` run (the CPU preset on the quickstart's build, checkpoints every `--every` steps), then
-for each checkpoint the adapter's own decisions (dataset_builder/decision.py), per reading (lead, evidence,
+for each checkpoint the adapter's own decisions (answering/decision.py), per reading (lead, evidence,
 fused), on the validation split (the refusal threshold is tuned there, as training does) and on the test
 split: refusal AUC, constrained citation accuracy on 2+ chunk rows, refusal F1, needless refusals and
 F1-GR at the tuned threshold. The trivial baselines (always [1], always refuse, BM25) are printed beside
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--out", default="runs/learning-curve", help="run folder and results")
     parser.add_argument("--train-args", nargs="*", default=[], help="extra `rag-de train` flags")
     parser.add_argument("--modes", nargs="+", default=["lead", "evidence", "fused"],
-                        help="decision readings to measure (dataset_builder.decision.DECISION_MODES)")
+                        help="decision readings to measure (answering.decision.DECISION_MODES)")
     args = parser.parse_args()
 
     from dataset_builder.build_config import CPU_BUILD_CONFIG
@@ -69,7 +69,7 @@ def measure(run: Path, data: Path, modes: list[str]) -> dict:
     each reading's threshold is tuned, as training does) and test (at that threshold)."""
     import torch
 
-    from dataset_builder.decision import MODEL_READING
+    from answering.decision import MODEL_READING
     from dataset_builder.schema import load_built
     from evaluation.decisions import apply_reading, decide_rows, decision_metrics, tune_reading
     from peft import PeftModel

@@ -41,7 +41,7 @@ def main() -> int:
     import torch
 
     from dataset_builder.build_config import CPU_BUILD_CONFIG
-    from dataset_builder.decision import MODEL_READING
+    from answering.decision import MODEL_READING
     from dataset_builder.schema import load_built
     from evaluation.baselines import evaluate_baselines
     from evaluation.decisions import apply_reading, decide_rows, decision_metrics, tune_reading

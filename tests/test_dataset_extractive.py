@@ -51,7 +51,7 @@ def test_answer_candidates_keep_the_sentence_under_a_heading():
     stays a candidate (dropping the whole span lost it: answered correctness 0.32 on the sample test split)."""
     from dataset_builder.contract import Chunk
     from dataset_builder.writers.extractive import answer_candidates
-    from dataset_builder.decision import choose_answer
+    from answering.answer import choose_answer
 
     text = ("## Inhalte\nDas Kolloquium besteht aus einem Vortrag von 20 Minuten und einer Diskussion von etwa "
             "einer Viertelstunde. Die Fragen dürfen über das Thema der Arbeit hinausgehen.\n## Prüfung\n"

@@ -169,7 +169,7 @@ def test_ask_decides_with_the_adapters_threshold(tiny):
     pipeline's (the cited chunk's sentence sharing the most question words, as `rag-de evaluate` scores it),
     citing n among the shown chunks; above it the refusal, without generating."""
     from dataset_builder.contract import REFUSAL, parse_answer
-    from dataset_builder.decision import DecisionThreshold
+    from answering.decision import DecisionThreshold
     from demo_space.app import DemoService
     from demo_space.generation import Generator
     from demo_space.retrieval import ChunkIndex
@@ -178,7 +178,7 @@ def test_ask_decides_with_the_adapters_threshold(tiny):
     model, tokenizer = tiny
     config = DemoConfig()
     index = ChunkIndex(catalog_chunks())
-    from dataset_builder.decision import Fusion
+    from answering.decision import Fusion
 
     for mode in ("lead", "evidence", "fused"):   # fused: the retrieval's BM25 scores go into the decision
         fusion = Fusion(0.5, [0.0, -1.0], [1.0, 1.0]) if mode == "fused" else None

@@ -384,7 +384,7 @@ def test_decided_answers_follow_the_shipped_threshold(tiny, tmp_path, mode):
     import shutil
 
     from dataset_builder.contract import REFUSAL, parse_answer
-    from dataset_builder.decision import DecisionThreshold, Fusion
+    from answering.decision import DecisionThreshold, Fusion
 
     adapter = tmp_path / "adapter"
     shutil.copytree(tiny["adapter"], adapter)
@@ -414,7 +414,7 @@ def test_threshold_retuned_on_the_validation_split(tiny, tmp_path):
     split (as the BM25 rule is), not the shipped one; results.json says where it came from."""
     import shutil
 
-    from dataset_builder.decision import DecisionThreshold, Fusion
+    from answering.decision import DecisionThreshold, Fusion
 
     adapter = tmp_path / "adapter"
     shutil.copytree(tiny["adapter"], adapter)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, parse_answer
-from dataset_builder.decision import Decision, DecisionThreshold, DecisionTokens, Fusion
+from answering.decision import Decision, DecisionThreshold, DecisionTokens, Fusion
 from dataset_builder.schema import question_key
 from evaluation.decisions import decision_metrics
 from evaluation.thresholds import tune_threshold
@@ -124,7 +124,7 @@ def test_threshold_file_on_the_hub_or_absent(local_hub, tmp_path):
 
     from huggingface_hub import HfApi
 
-    from dataset_builder.decision import DECISION_FILE, load_threshold
+    from answering.decision import DECISION_FILE, load_threshold
 
     repo = f"org/adapter-{uuid.uuid4().hex[:6]}"
     api = HfApi()
@@ -197,7 +197,7 @@ def test_batched_evidence_matches_one_full_forward_per_request():
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from dataset_builder.decision import _question_prefix, evidence_decisions, question_logprobs
+    from answering.decision import _question_prefix, evidence_decisions, question_logprobs
     from helpers import build_catalog_tokenizer, build_tiny_model, catalog_chunks
 
     tok = build_catalog_tokenizer()

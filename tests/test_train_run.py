@@ -127,7 +127,7 @@ def test_push_to_local_hub_and_pull_back_gives_same_logits(tiny, tmp_path, local
     assert os.environ["HF_TOKEN"] not in "".join(
         Path(api.hf_hub_download(adapter_repo, f)).read_text() for f in ("train_config.yaml", "train_summary.json"))
     # The refusal threshold tuned on the eval split travels with the adapter and reads back unchanged.
-    from dataset_builder.decision import DECISION_FILE, load_threshold
+    from answering.decision import DECISION_FILE, load_threshold
 
     assert DECISION_FILE in files
     local_threshold = load_threshold(str(run_dir / "adapter"))

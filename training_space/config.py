@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from rag_de.base_model import EMBEDDED_MODEL_ID
-from dataset_builder.decision import FUSION_MODEL_WEIGHT
+from answering.decision import FUSION_MODEL_WEIGHT
 from evaluation.thresholds import MAX_NEEDLESS_REFUSAL
 from rag_de.config import ConfigError
 
@@ -128,7 +128,7 @@ class TrainingConfig:
         "help": "after training, tune the refusal threshold on the eval split from the model's own "
         "probabilities and ship it with the adapter (rag_de_decision.json; evaluation and the demo use it)"})
     decision_modes: list[str] = field(default_factory=lambda: ["lead", "evidence", "fused"], metadata={
-        "help": "readings tuned on the eval split (dataset_builder/decision.py: lead = first word + chunk digit, "
+        "help": "readings tuned on the eval split (answering/decision.py: lead = first word + chunk digit, "
         "evidence = the question's likelihood with each chunk, fused = evidence averaged with the BM25 score); "
         "the one with the best mean of F1-GR and citation accuracy there is shipped"})
     fusion_model_weight: float = field(default=FUSION_MODEL_WEIGHT, metadata={
@@ -221,7 +221,7 @@ def validate(config: TrainConfig, device: str | None = None) -> TrainConfig:
                           "flash_attention_2, which honour the per-example position ids of packed rows.")
     if t.bf16 and t.fp16:
         raise ConfigError("training.bf16 and training.fp16 are both true; choose one.")
-    from dataset_builder.decision import DECISION_MODES as modes
+    from answering.decision import DECISION_MODES as modes
 
     if t.tune_decision and (not t.decision_modes or any(m not in modes for m in t.decision_modes)):
         raise ConfigError(f"training.decision_modes={t.decision_modes}: choose one or more of {list(modes)} "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataset_builder.decision import DecisionTokens
+from answering.decision import DecisionTokens
 
 
 @dataclass(frozen=True)

@@ -413,7 +413,7 @@ def peak_memory_gb(device: str) -> float:
 def tune_decision(trainer, config: TrainConfig, run: "Run"):
     """The refusal threshold that maximizes F1-GR on the whole eval split (evaluation.decisions). Training is
     over: on CPU the 4-bit weights are dequantized once first, as `rag-de evaluate` reads them (same values)."""
-    from dataset_builder.decision import DECISION_FILE as DECISION_FILE_NAME
+    from answering.decision import DECISION_FILE as DECISION_FILE_NAME
     from evaluation.decisions import tune_on_rows
     from rag_de.modeling import dequantize_4bit_on_cpu
 

@@ -76,7 +76,7 @@ def answer_candidates(question: str, contexts: Sequence, number: int,
                       cite_title: bool = True) -> tuple[list[str], list[str]]:
     """(answers, their sentences): every answer this writer could write citing chunk `number`, one per
     sentence of its text (headings are not answers), in the same form as `extractive_answer`. Evaluation
-    lets a model's probabilities choose among them (dataset_builder.decision.choose_answer)."""
+    lets a model's probabilities choose among them (answering.answer.choose_answer)."""
     chunk = contexts[number - 1]
     answers: list[str] = []
     sentences: list[str] = []

@@ -32,8 +32,8 @@ Two ways to read them (`DECISION_MODES`), both from the model's own probabilitie
   split: fused 0.834 / 0.912, evidence 0.778 / 0.912, BM25 0.852 / 0.827; on XQuAD-de test fused 0.877,
   evidence 0.777, BM25 0.892 (the 10-step preset's: 0.803 / 0.895 and 0.860; README, "Grounding").
 
-Once it answers, the decided pipeline (`rag-de evaluate` and the demo) takes the cited chunk's sentence that
-shares the most question words, the model breaking ties (`choose_answer`).
+Once it answers, the answer modes in `answering.answer` write the answer (the cited chunk's sentence, or the
+model's own text after the forced lead).
 """
 
 from __future__ import annotations
@@ -311,34 +311,3 @@ def evidence_decisions(model, tokenizer, items: Sequence[tuple[str, Sequence]],
 def decide_by_evidence(model, tokenizer, question: str, chunks) -> Decision:
     """`evidence_decisions` for one question (the demo's)."""
     return evidence_decisions(model, tokenizer, [(question, chunks)])[0]
-
-
-def word_overlap(question: str, sentences: Sequence[str]) -> list[int]:
-    """Distinct (stemmed, stopword-free) question words in each sentence (the BM25 rule uses it too)."""
-    from dataset_builder.retrieval import tokenize_de
-
-    words = set(tokenize_de(question)[0])
-    return [len(words & set(t)) for t in tokenize_de(list(sentences))]
-
-
-def choose_answer(load_model, tokenizer, question: str, chunk, candidates: Sequence[str],
-                  sentences: Sequence[str]) -> str:
-    """The answer the decided pipeline gives once it cites `chunk` (`rag-de evaluate` and the demo alike): of
-    the candidates (`dataset_builder.writers.extractive.answer_candidates`, one per sentence of the chunk),
-    the one whose sentence shares the most question words (the BM25 rule's word overlap); ties broken by the
-    model (`load_model()`, called only then): the evidence reading at sentence level,
-    log P(question | the sentence, with its chunk's title and metadata) - log P(question | nothing).
-
-    Measured on the sample data's gold chunks (answered correctness, validation / test): the model's
-    sentence evidence alone 0.80 / 0.89, overlap 0.84 / 1.00, overlap with the model on ties 0.84 / 0.95
-    (chosen on validation: as good as overlap, and the model is asked where the words cannot tell); the
-    adapter's own likelihood of each answer preferred generic sentences.
-    """
-    from dataclasses import replace
-
-    overlap = word_overlap(question, sentences)
-    tied = [i for i, o in enumerate(overlap) if o == max(overlap)]
-    if len(tied) == 1:
-        return candidates[tied[0]]
-    gains = evidence_gains(load_model(), tokenizer, question, [[replace(chunk, text=sentences[i])] for i in tied])
-    return candidates[tied[max(range(len(tied)), key=gains.__getitem__)]]
