@@ -12,9 +12,50 @@ decision file, so the demo answers the way that scored best.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
-from answering.decision import evidence_gains
+from answering.decision import ANSWER_MODES, DEFAULT_ANSWER_MODE, evidence_gains  # noqa: F401 (re-exported)
+from dataset_builder.contract import format_answer
+
+
+def forced_lead(number: int, chunk) -> str:
+    """The lead a decided answer citing chunk `number` starts with: the dataset's answer form up to the colon,
+    `Laut Abschnitt [k] (Titel):` (`contract.format_answer`; no title part for a chunk without one). The model
+    continues from it with the token after the colon (` Das …`), as in its training rows."""
+    return format_answer("", number, chunk.title or None).rstrip()
+
+
+def extracted_answer(load_model: Callable, tokenizer, question: str, chunks: Sequence, number: int) -> str | None:
+    """`extracted` mode: the cited chunk's sentence sharing the most question words, in the dataset's answer
+    form (`choose_answer`; the model, `load_model()`, only breaks ties); None for a chunk without sentences."""
+    from dataset_builder.writers.extractive import answer_candidates
+
+    candidates, sentences = answer_candidates(question, list(chunks), number)
+    if not candidates:
+        return None
+    return choose_answer(load_model, tokenizer, question, chunks[number - 1], candidates, sentences)
+
+
+def generated_answers(model, tokenizer, prompts: Sequence[str], leads: Sequence[str], max_new_tokens: int,
+                      batch_size: int = 8, progress: str | None = None) -> list[str]:
+    """`generated` mode: each prompt with its forced lead, the model's greedy continuation after it (batched,
+    shortest first so a batch pads little); returns lead + continuation, in input order. An empty lead is
+    free generation."""
+    from tqdm.auto import tqdm
+
+    from answering.generate import generate_batch
+
+    bar = tqdm(total=len(prompts), desc=progress or "answers", unit="ex", disable=progress is None)
+    out = [""] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(leads[i]))
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        texts = generate_batch(model, tokenizer, [prompts[i] + leads[i] for i in batch], max_new_tokens)
+        for i, text in zip(batch, texts):
+            out[i] = f"{leads[i]} {text}".strip()
+        bar.update(len(batch))
+    bar.close()
+    return out
 
 def word_overlap(question: str, sentences: Sequence[str]) -> list[int]:
     """Distinct (stemmed, stopword-free) question words in each sentence (the BM25 rule uses it too)."""

@@ -50,6 +50,9 @@ DECISION_MODES = ("lead", "evidence", "fused")
 LEAD_OPEN = ANSWER_LEAD + " ["           # what the model is given before it writes the chunk number
 FUSION_MODEL_WEIGHT = 0.5   # `fused`: equal weights, not tuned (38 validation rows cannot pick a second parameter)
 EVIDENCE_SCALE = "per_question_token"   # what `decide_by_evidence`'s refusal score is measured in
+# How the answer is written once decided (`answering.answer`); stored in the decision file beside the reading.
+ANSWER_MODES = ("generated", "extracted", "free")
+DEFAULT_ANSWER_MODE = "extracted"   # what a decision file without `answer_mode` did (before the modes existed)
 MODEL_READING = {"lead": "lead", "evidence": "evidence", "fused": "evidence"}   # mode -> what the model computes
 # The evidence reading's batches (`question_logprobs`): about 8 of the quickstart's ~300-token passes, sorted by
 # length so a batch pads little. Every forward call has a fixed cost (in NF4 on CPU it dequantizes all weights
@@ -118,6 +121,10 @@ class DecisionThreshold:
     fusion: Fusion | None = None           # `fused` mode only
     max_needless_refusal: float | None = None   # the tuner's limit on needless refusals on the tuning split
     evidence_scale: str | None = None      # evidence/fused: EVIDENCE_SCALE (earlier files summed over tokens)
+    # How the answer is written once decided (`ANSWER_MODES`), chosen on the tuning split by
+    # measured answer quality (`evaluation.answer_modes`); files from before the modes: the extracted sentence.
+    answer_mode: str = DEFAULT_ANSWER_MODE
+    answer_modes: dict | None = None       # each mode's figures on the tuning split, as chosen from
 
     def save(self, folder: str | Path) -> Path:
         from rag_de.atomic import write_json
@@ -134,6 +141,9 @@ class DecisionThreshold:
         if known.get("mode", "lead") not in DECISION_MODES:
             raise ValueError(f"{DECISION_FILE}: unknown decision mode {known['mode']!r}; expected one of "
                              f"{list(DECISION_MODES)}")
+        if known.get("answer_mode", DEFAULT_ANSWER_MODE) not in ANSWER_MODES:
+            raise ValueError(f"{DECISION_FILE}: unknown answer mode {known['answer_mode']!r}; expected one of "
+                             f"{list(ANSWER_MODES)}")
         if known.get("mode") == "fused" and known.get("fusion") is None:
             raise ValueError(f"{DECISION_FILE}: mode 'fused' needs its 'fusion' (model_weight, mean, std)")
         if MODEL_READING[known.get("mode", "lead")] == "evidence" and known.get("evidence_scale") != EVIDENCE_SCALE:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dataset_builder.contract import REFUSAL, parse_answer, render_prompt_text
-from answering.decision import LEAD_OPEN
+from answering.answer import forced_lead
 from demo_space.documents import UploadError, document_chunks
 from demo_space.generation import Generator, Sampling
 from demo_space.render import final_answer_markdown, sources_html, streaming_markdown
@@ -111,18 +111,21 @@ class DemoService:
         answer = ""
         try:
             lead = ""
-            if self.decision is not None:   # the adapter's own probabilities decide first (settings.decide)
+            if self.decision is not None and self.decision.answer_mode != "free":
+                # the adapter's own probabilities decide first (settings.decide), then the shipped answer mode
+                # writes: the model after the forced lead, or the cited chunk's sentence (answering.answer)
                 number = self.generator.decide(question, chunks, self.decision, [h.score for h in hits])
                 if number is None:
                     answer = REFUSAL
-                else:   # the evaluated decided pipeline's answer; generated after the forced lead only if none
-                    answer = self.generator.decided_answer(question, chunks, number) or ""
-                    lead = "" if answer else f"{LEAD_OPEN}{number}]"
+                else:
+                    if self.decision.answer_mode == "extracted":
+                        answer = self.generator.decided_answer(question, chunks, number) or ""
+                    lead = "" if answer else forced_lead(number, chunks[number - 1])
                 if answer:
                     yield notice, streaming_markdown(answer), "", sources
             if not answer:
                 for text in self.generator.stream(prompt + lead, sampling, use_adapter=True):
-                    answer = lead + text
+                    answer = f"{lead} {text.lstrip()}" if lead else text
                     yield notice, streaming_markdown(answer), "", sources
         except Exception as exc:
             log.exception("generation failed")
@@ -154,6 +157,14 @@ def _display_name(path: Path) -> str:
     return path.name
 
 
+# How the demo writes its answers (the adapter's shipped answer mode; none shipped: free generation).
+ANSWER_MODE_NOTE = {
+    "generated": "Antwortmodus: entschieden, vom Modell formuliert (nach der erzwungenen Quellenangabe)",
+    "extracted": "Antwortmodus: entschieden, Satz aus dem zitierten Abschnitt",
+    "free": "Antwortmodus: freie Generierung",
+}
+
+
 def build_app(config: DemoConfig, model=None, tokenizer=None, index: ChunkIndex | None = None):
     """The Gradio Blocks app; loads the model (and the corpus index) unless they are given."""
     import gradio as gr
@@ -179,6 +190,7 @@ def build_app(config: DemoConfig, model=None, tokenizer=None, index: ChunkIndex 
             log.warning("no decision threshold from %s: %s", config.adapter, exc)
     service = DemoService(config, Generator(model, tokenizer, config), index, corpus_note, decision)
     adapter_line = f"Adapter `{config.adapter}`" if config.adapter else "ohne Adapter"
+    adapter_line += f" · {ANSWER_MODE_NOTE[decision.answer_mode if decision is not None else 'free']}"
     with gr.Blocks(title="spaces-rag-de · Modulkatalog-Assistent") as app:
         gr.Markdown(INTRO + f"\n\n<small>Basismodell `{config.base_model}` (4-bit {config.quantization.upper()}"
                     f") · {adapter_line}</small>")

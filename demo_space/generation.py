@@ -100,17 +100,12 @@ class Generator:
 
     def decided_answer(self, question: str, chunks, number: int) -> str | None:
         """What `rag-de evaluate`'s decided pipeline answers once it cites chunk `number`: that chunk's sentence
-        sharing the most question words, in the dataset's answer form (`choose_answer`; the model breaks
-        ties); None for a chunk without sentences (the answer is then generated after the forced lead)."""
-        from answering.answer import choose_answer
-        from dataset_builder.writers.extractive import answer_candidates
+        sharing the most question words, in the dataset's answer form (`extracted_answer`; the model
+        breaks ties); None for a chunk without sentences (the answer is then generated after the forced lead)."""
+        from answering.answer import extracted_answer
 
-        candidates, sentences = answer_candidates(question, list(chunks), number)
-        if not candidates:
-            return None
         with self._lock, self._adapter_context(True):
-            return choose_answer(lambda: self.model, self.tokenizer, question, chunks[number - 1], candidates,
-                                 sentences)
+            return extracted_answer(lambda: self.model, self.tokenizer, question, list(chunks), number)
 
     def encode(self, prompt_text: str):
         # The contract's prompt text already holds the chat template's special tokens.

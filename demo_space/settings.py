@@ -67,9 +67,10 @@ class DemoConfig:
     decide: Literal["auto", "off"] = field(default="auto", metadata={
         "env": "RAG_DE_DECIDE",
         "help": "auto: when the adapter ships a tuned threshold (rag_de_decision.json), its own probabilities "
-                "decide answer-or-refuse and the cited chunk (among those shown), and the answer is that chunk's "
-                "sentence sharing the most question words, as `rag-de evaluate`'s decided pipeline answers; off: "
-                "free generation"})
+                "decide answer-or-refuse and the cited chunk (among those shown), and the answer is written in "
+                "the answer mode shipped with it (chosen on validation: the model's text after the forced lead, "
+                "the cited chunk's best sentence, or free generation), as `rag-de evaluate`'s decided pipeline "
+                "answers; off: free generation"})
     concurrency_limit: int = field(default=1, metadata={
         "env": "RAG_DE_CONCURRENCY", "help": "answers generated at once (queue concurrency of the ask event)"})
 

@@ -49,6 +49,11 @@ class EvalConfig:
     threshold: Literal["shipped", "validation"] = field(default="shipped", metadata={
         "help": "refusal threshold of the decided pipeline: the one shipped with the adapter, or re-tuned on "
         "this dataset's validation split with the same rule as the BM25 baseline (for a new domain)"})
+    answer_modes: list[Literal["extracted", "generated"]] = field(
+        default_factory=lambda: ["extracted", "generated"], metadata={
+            "help": "decided answer modes scored beside free generation (answering/answer.py: the cited chunk's "
+            "sentence, or the adapter's text after the forced lead); the adapter's shipped mode is always "
+            "scored and is the `decided` pipeline"})
     max_needless_refusal: float = field(default=MAX_NEEDLESS_REFUSAL, metadata={
         "help": "thresholds tuned here (the BM25 rule's, --threshold validation) refuse at most this share of the "
         "validation split's answerable questions (evaluation/thresholds.py; 1.0 = no limit)"})

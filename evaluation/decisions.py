@@ -103,9 +103,10 @@ def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str
                  modes: Sequence[str] = DECISION_MODES,
                  fusion_weight: float = FUSION_MODEL_WEIGHT,
                  max_needless: float = MAX_NEEDLESS_REFUSAL
-                 ) -> tuple[DecisionThreshold, dict[str, DecisionThreshold]]:
+                 ) -> tuple[DecisionThreshold, dict[str, DecisionThreshold], list[Decision]]:
     """Per mode, the refusal threshold maximizing F1-GR on `rows` (the validation split); the mode with the
-    best mean of F1-GR and constrained citation accuracy (2+ chunks) there is the one shipped."""
+    best mean of F1-GR and constrained citation accuracy (2+ chunks) there is the one shipped, returned with
+    its decisions on `rows` (what its answer mode is then chosen on)."""
     read: dict[str, list[Decision]] = {}
     for mode in modes:
         reading = MODEL_READING[mode]
@@ -114,7 +115,7 @@ def tune_on_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], where: str
     tuned = {mode: tune_reading(read[MODEL_READING[mode]], rows, mode, where, fusion_weight, max_needless)
              for mode in modes}
     best = max(tuned.values(), key=lambda t: ((t.objective_value or 0) + (t.citation_accuracy_multi or 0)) / 2)
-    return best, tuned
+    return best, tuned, apply_reading(read[MODEL_READING[best.mode]], rows, best)
 
 
 def tune_decisions(decisions: Sequence[Decision], rows: Sequence[Mapping[str, Any]], mode: str,

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.contract import REFUSAL, contexts_from_column, render_prompt_text
-from answering.decision import FUSION_MODEL_WEIGHT, LEAD_OPEN, MODEL_READING, Decision, load_threshold
+from answering.decision import FUSION_MODEL_WEIGHT, MODEL_READING, Decision, load_threshold
 from evaluation.cache import ResultCache, example_key, settings_hash
 from evaluation.config import EvalConfig
 from evaluation.data import EvalInputError, load_split
 from evaluation.decisions import apply_reading, decide_rows, decision_metrics
+from evaluation.answer_modes import mode_figures
 from evaluation.metrics import aggregate, score_example
 from rag_de.atomic import write_json
 from rag_de.base_model import hub_id
@@ -145,7 +146,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     # 3. Generate (and score loss) only what is missing.
     model = LazyModel(config, tokenizer)
     if any(pending.values()):
-        from evaluation.inference import answer_nll, generate_batch
+        from answering.generate import generate_batch
+        from evaluation.inference import answer_nll
 
         for variant in VARIANTS:
             for kind in kinds[variant]:
@@ -179,20 +181,27 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 stats[variant][f"{kind}_seconds"] += round(time.perf_counter() - started, 2)
 
     # 4. Decided generation: the adapter's own probabilities decide (threshold shipped with the adapter,
-    #    citation among the prompt's chunks); the answer is the cited chunk's sentence (`decided_generations`).
-    #    With --threshold validation the threshold is re-tuned on this dataset's validation split first.
+    #    citation among the prompt's chunks); each decided answer mode then writes the answer (the cited chunk's
+    #    sentence, or the adapter's text after the forced lead), and the shipped mode is the `decided` pipeline
+    #    (free: the adapter's free generation). With --threshold validation the threshold is re-tuned first.
     threshold = shipped
     decided = decisions = None
+    by_mode: dict[str, list[str]] = {}
     if threshold is not None:
         if config.threshold == "validation":
             threshold = retune_threshold(config, threshold, digests["adapter"], cache, tokenizer, model)
         read = [decision_from(cache.records[k]) for k in keys[("adapter", MODE_KIND[threshold.mode])]]
         decisions = apply_reading(read, rows, threshold)
-        decided = decided_generations(config, prompts, rows, decisions, threshold, digests["adapter"], cache,
-                                      tokenizer, model)
+        for mode in dict.fromkeys([*config.answer_modes, threshold.answer_mode]):
+            if mode == "free":
+                by_mode[mode] = [cache.records[k]["prediction"] for k in keys[("adapter", "generation")]]
+            else:
+                by_mode[mode] = decided_generations(config, prompts, rows, decisions, threshold, digests["adapter"],
+                                                    cache, tokenizer, model, mode)
+        decided = by_mode[threshold.answer_mode]
 
     # 5. Score, aggregate, report.
-    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided, decisions)
+    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided, decisions, by_mode)
 
 
 READING_KIND = {"lead": "decision", "evidence": "evidence"}                   # model reading -> its cache kind
@@ -251,48 +260,30 @@ def decision_from(record: dict) -> Decision:
 
 
 def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold, digest, cache, tokenizer,
-                        model: LazyModel):
-    """Predictions of the decided pipeline: the refusal where the score clears the threshold; else, citing
-    n = the most probable chunk in the prompt, the cited chunk's sentence sharing the most question words
-    (ties: the one that explains the question best, `choose_answer`), in the dataset's answer form
-    (constrained decoding over the answers it was trained to copy); for a chunk without sentences, the
-    answer generated after the forced `Laut Abschnitt [n]`."""
-    from tqdm.auto import tqdm
-
-    from dataset_builder.writers.extractive import answer_candidates
-    from answering.answer import choose_answer
+                        model: LazyModel, mode: str) -> list[str]:
+    """Predictions of the decided pipeline in one answer mode (`evaluation.answer_modes.decided_predictions`):
+    the refusal where the score clears the threshold; else, citing n = the most probable chunk in the prompt,
+    the answer the mode writes. Cached per row and cited chunk, so a rerun generates nothing."""
+    from evaluation.answer_modes import decided_predictions
 
     forced = {i: d.citation for i, d in enumerate(decisions) if not d.refuses(threshold.refusal_threshold)}
-    candidates = {i: answer_candidates(rows[i]["question"], contexts_from_column(rows[i]["contexts"]), n)
-                  for i, n in forced.items()}
-    keys = {i: example_key(digest, "decided-overlap", rows[i]["id"], prompts[i] + "\n".join(candidates[i][0]))
+    keys = {i: example_key(digest, f"decided-{mode}", rows[i]["id"], f"{prompts[i]}\n[cite {n}]")
             for i, n in forced.items()}
     todo = sorted((i for i in forced if keys[i] not in cache), key=lambda i: len(prompts[i]))
     if todo:
-        from evaluation.inference import generate_batch
-
-        bar = tqdm(total=len(todo), desc="adapter: decided answers", unit="ex")
-        for i in [i for i in todo if candidates[i][0]]:
-            chunk = contexts_from_column(rows[i]["contexts"])[forced[i] - 1]
-            answer = choose_answer(model.get, tokenizer, rows[i]["question"], chunk, *candidates[i])
-            cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
-                           "prediction": answer}])
-            bar.update(1)
-        free = [i for i in todo if not candidates[i][0]]
-        for start in range(0, len(free), config.batch_size):
-            batch = free[start: start + config.batch_size]
-            leads = [f"{LEAD_OPEN}{forced[i]}]" for i in batch]
-            values = generate_batch(model.get(), tokenizer, [prompts[i] + lead for i, lead in zip(batch, leads)],
-                                    config.max_new_tokens)
-            cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": "decided",
-                           "prediction": lead + v} for i, lead, v in zip(batch, leads, values)])
-            bar.update(len(batch))
-        bar.close()
+        started = time.perf_counter()
+        values = decided_predictions(mode, model.get, tokenizer, [rows[i] for i in todo], [prompts[i] for i in todo],
+                                     [decisions[i] for i in todo], threshold.refusal_threshold,
+                                     config.max_new_tokens, config.batch_size,
+                                     progress=f"adapter: {mode} answers")
+        cache.append([{"key": keys[i], "id": rows[i]["id"], "variant": "adapter", "kind": f"decided-{mode}",
+                       "prediction": v} for i, v in zip(todo, values)])
+        print(f"[evaluate] {mode} answers for {len(todo)} rows in {time.perf_counter() - started:.1f} s", flush=True)
     return [cache.records[keys[i]]["prediction"] if i in forced else REFUSAL for i in range(len(rows))]
 
 
 def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kinds, threshold=None,
-                  decided=None, shipped_decisions=None) -> dict[str, Any]:
+                  decided=None, shipped_decisions=None, by_mode=None) -> dict[str, Any]:
     """results.json, predictions, plots and error analysis; `shipped_decisions`: the adapter's decisions in
     the threshold's mode, as the decided pipeline used them."""
     from evaluation.report import error_analysis, plot_metrics, plot_training_curves, side_by_side, write_predictions
@@ -332,6 +323,9 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
     if decided:
         for record, row, pred in zip(records, rows, decided):
             record["adapter_decided"] = {"prediction": pred, "scores": score_example(pred, row).to_dict()}
+        for mode, preds in (by_mode or {}).items():
+            for record, row, pred in zip(records, rows, preds if mode != "free" else ()):   # free: `adapter`
+                record[f"adapter_{mode}"] = {"prediction": pred, "scores": score_example(pred, row).to_dict()}
 
     answerable = sum(bool(r["answerable"]) for r in rows)
     metrics = side_by_side(aggregated["base"], aggregated["adapter"])
@@ -353,6 +347,15 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
         "decision_threshold": asdict(threshold) if threshold is not None else None,
         # Free generation of the adapter vs its decided generation (threshold + constrained citation).
         "decided": aggregate([score_example(p, r) for p, r in zip(decided, rows)], rows, decided) if decided else None,
+        # The adapter's answers per answer mode on this split (the decided modes share the decisions above;
+        # free = its free generation), with the figures the mode was chosen by on validation.
+        "answer_modes": {
+            "shipped": threshold.answer_mode if threshold is not None else None,
+            "validation": threshold.answer_modes if threshold is not None else None,
+            "test": {mode: {**mode_figures(preds, rows),
+                            **aggregate([score_example(p, r) for p, r in zip(preds, rows)], rows, preds)}
+                     for mode, preds in (by_mode or {}).items()},
+        },
         "cache": stats,
         "predictions_file": "predictions.jsonl",
         "plots": [],

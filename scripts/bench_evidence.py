@@ -59,7 +59,7 @@ def main() -> int:
     from answering.decision import question_logprobs
     from dataset_builder.schema import load_built
     from rag_de.base_model import EMBEDDED_MODEL_ID
-    from evaluation.inference import generate_batch
+    from answering.generate import generate_batch
     from rag_de.modeling import (LoadQuantizationConfig, dequantize_4bit_on_cpu, load_adapter, load_causal_lm,
                                  load_tokenizer)
 

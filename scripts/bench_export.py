@@ -91,7 +91,7 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from dataset_builder.contract import contexts_from_column, render_prompt_text
-    from evaluation.inference import generate_batch
+    from answering.generate import generate_batch
     from rag_de.modeling import LoadQuantizationConfig, load_adapter, load_causal_lm, load_tokenizer
     from serving.config import GGUFExportConfig, MergedExportConfig
     from serving.export import export_gguf, export_merged

@@ -197,3 +197,37 @@ def test_ask_decides_with_the_adapters_threshold(tiny):
         service = DemoService(config, Generator(model, tokenizer, config), index, decision=refuse_all)
         updates = list(service.ask("Wie viele ECTS hat DS-101?", None, False, 8, 0.0, 0.9, 2))
         assert any(REFUSAL in u[1] for u in updates)
+
+
+def test_ask_writes_in_the_shipped_answer_mode(tiny):
+    """answer_mode generated: the decision's forced lead `Laut Abschnitt [n] (Titel):`, then the model's own
+    text (not the extracted sentence); free: no decision at all, the model's own generation."""
+    from answering.answer import forced_lead
+    from answering.decision import DecisionThreshold
+    from dataset_builder.contract import parse_answer
+    from demo_space.app import DemoService
+    from demo_space.generation import Generator, Sampling
+    from demo_space.retrieval import ChunkIndex
+    from demo_space.settings import DemoConfig
+    from dataset_builder.contract import render_prompt_text
+
+    model, tokenizer = tiny
+    config = DemoConfig()
+    index = ChunkIndex(catalog_chunks())
+    question = "Wie viele ECTS hat DS-101?"
+    chunks = [h.chunk for h in index.search(question, 2)]
+    prompt = render_prompt_text(tokenizer, question, chunks)
+    generator = Generator(model, tokenizer, config)
+    for mode in ("generated", "free"):
+        decision = DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode="lead", answer_mode=mode)
+        service = DemoService(config, generator, index, decision=decision)
+        answer = list(service.ask(question, None, False, 8, 0.0, 0.9, 2))[-2][1].replace("▌", "").strip()
+        if mode == "generated":
+            number = parse_answer(answer).cited[0]
+            lead = forced_lead(number, chunks[number - 1])
+            assert answer.startswith(lead + " ")
+            own = list(generator.stream(prompt + lead, Sampling(max_new_tokens=8)))[-1]
+            assert answer == f"{lead} {own.lstrip()}".strip()
+            assert answer != generator.decided_answer(question, chunks, number)
+        else:
+            assert answer == list(generator.stream(prompt, Sampling(max_new_tokens=8)))[-1].strip()

@@ -365,7 +365,7 @@ def test_batched_answer_loss_equals_unpadded_full_logits_loss(tiny):
 
 def test_left_padded_batch_generates_what_each_prompt_generates_alone(tiny):
     from dataset_builder.contract import contexts_from_column, render_prompt_text
-    from evaluation.inference import generate_batch
+    from answering.generate import generate_batch
     from rag_de.modeling import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny["base"]))

@@ -137,6 +137,16 @@ class TrainingConfig:
     max_needless_refusal: float = field(default=MAX_NEEDLESS_REFUSAL, metadata={
         "help": "the tuned threshold refuses at most this share of the eval split's answerable questions "
         "(evaluation/thresholds.py; 1.0 = no limit)"})
+    answer_modes: list[str] = field(default_factory=lambda: ["generated", "extracted", "free"], metadata={
+        "help": "answer modes measured on the eval split once the decision is tuned (answering/answer.py: "
+        "generated = the model writes after the forced lead `Laut Abschnitt [k] (Titel):`, extracted = the cited "
+        "chunk's best-matching sentence, free = the model's own generation); the best by answer quality and "
+        "F1-GR ships in rag_de_decision.json (evaluation/answer_modes.py) and the demo answers that way"})
+    answer_mode_rows: int = field(default=0, metadata={
+        "help": "eval-split rows the answer modes are measured on (the first N; 0 = all, as the threshold)"})
+    answer_max_new_tokens: int = field(default=96, metadata={
+        "help": "tokens the model may write when the answer modes are measured (a cited full-sentence answer "
+        "is ~40-60)"})
     device: Optional[str] = field(default=None, metadata={
         "help": "cpu or cuda; null = cuda when present (under accelerate: the process's device)"})
 
@@ -226,6 +236,13 @@ def validate(config: TrainConfig, device: str | None = None) -> TrainConfig:
     if t.tune_decision and (not t.decision_modes or any(m not in modes for m in t.decision_modes)):
         raise ConfigError(f"training.decision_modes={t.decision_modes}: choose one or more of {list(modes)} "
                           "(or set training.tune_decision=false)")
+    from answering.decision import ANSWER_MODES
+
+    if t.tune_decision and (not t.answer_modes or any(m not in ANSWER_MODES for m in t.answer_modes)):
+        raise ConfigError(f"training.answer_modes={t.answer_modes}: choose one or more of {list(ANSWER_MODES)}")
+    if t.answer_mode_rows < 0 or t.answer_max_new_tokens < 1:
+        raise ConfigError(f"training.answer_mode_rows={t.answer_mode_rows} must be >= 0 (0 = all) and "
+                          f"training.answer_max_new_tokens={t.answer_max_new_tokens} >= 1")
     if not 0.0 <= t.max_needless_refusal <= 1.0:
         raise ConfigError(f"training.max_needless_refusal={t.max_needless_refusal}: use a share from 0 to 1")
     if not 0.0 <= t.fusion_model_weight <= 1.0:

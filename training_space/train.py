@@ -424,14 +424,38 @@ def tune_decision(trainer, config: TrainConfig, run: "Run"):
     where = f"{name}{revision} [{config.data.eval_split}]"
     trainer.model.eval()
     dequantize_4bit_on_cpu(trainer.model)
-    decision, tuned = tune_on_rows(trainer.model, trainer.processing_class, rows, where, config.training.decision_modes,
-                                   config.training.fusion_model_weight, config.training.max_needless_refusal)
+    decision, tuned, decisions = tune_on_rows(trainer.model, trainer.processing_class, rows, where,
+                                              config.training.decision_modes, config.training.fusion_model_weight,
+                                              config.training.max_needless_refusal)
     for t in tuned.values():
         log(f"{t.mode} decisions on {where}: refusal threshold {t.refusal_threshold:.3f}, F1-GR "
             f"{_fmt(t.objective_value)}, refusal AUC {_fmt(t.refusal_auc)}, constrained citation accuracy on 2+ "
             f"chunks {_fmt(t.citation_accuracy_multi)}")
-    log(f"shipping the {decision.mode} decisions with the adapter ({DECISION_FILE_NAME})")
+    choose_answer_mode(trainer, config, decision, rows, decisions, where)
+    log(f"shipping the {decision.mode} decisions, answers {decision.answer_mode}, with the adapter "
+        f"({DECISION_FILE_NAME})")
     return decision
+
+
+def choose_answer_mode(trainer, config: TrainConfig, decision, rows, decisions, where: str) -> None:
+    """Each answer mode's answers on the eval split (or its first `answer_mode_rows`), scored by answer quality
+    and F1-GR (evaluation.answer_modes); the best is recorded in `decision` (shipped with the adapter)."""
+    from dataset_builder.contract import contexts_from_column, render_prompt_text
+    from evaluation.answer_modes import measure_modes
+
+    t = config.training
+    n = t.answer_mode_rows or len(rows)
+    rows, decisions = rows[:n], decisions[:n]
+    tokenizer = trainer.processing_class
+    prompts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows]
+    log(f"answer modes {', '.join(t.answer_modes)} on {len(rows)} rows of {where} ...")
+    mode, figures = measure_modes(t.answer_modes, lambda: trainer.model, tokenizer, rows, prompts, decisions,
+                                  decision.refusal_threshold, t.answer_max_new_tokens,
+                                  config.training.per_device_eval_batch_size)
+    for name, f in figures.items():
+        log(f"answer mode {name}: score {_fmt(f['score'])} (gold-span recall {_fmt(f['gold_span_recall'])}, token "
+            f"F1 {_fmt(f['token_f1'])}, faithfulness {_fmt(f['faithfulness'])}, F1-GR {_fmt(f['f1_gr'])})")
+    decision.answer_mode, decision.answer_modes = mode, figures
 
 
 def _fmt(value) -> str:
