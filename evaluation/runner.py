@@ -352,8 +352,8 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
         "answer_modes": {
             "shipped": threshold.answer_mode if threshold is not None else None,
             "validation": threshold.answer_modes if threshold is not None else None,
-            "test": {mode: {**mode_figures(preds, rows),
-                            **aggregate([score_example(p, r) for p, r in zip(preds, rows)], rows, preds)}
+            "test": {mode: {**aggregate([score_example(p, r) for p, r in zip(preds, rows)], rows, preds),
+                            **{k: v for k, v in mode_figures(preds, rows).items() if k in ("answer_quality", "score")}}
                      for mode, preds in (by_mode or {}).items()},
         },
         "cache": stats,

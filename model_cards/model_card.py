@@ -163,6 +163,42 @@ def _baseline_table(results: dict) -> dict | None:
     }
 
 
+# The project's targets for the adapter's own free generation (what "it answers, cites and refuses" means in a
+# card): below any of them the card says so and points to the decision file instead of claiming it.
+OWN_ANSWER_TARGETS = {"gold_span_recall": 0.5, "refusal_f1": 0.5, "citation_accuracy_multi": 0.7}
+ANSWER_MODE_LABELS = {"generated": "the adapter's own text after the forced lead", "extracted":
+                      "the cited chunk's sentence sharing the most question words", "free": "free generation"}
+
+
+def _own_answers(results: dict) -> dict | None:
+    """What the adapter's own free generation measured against the targets, base beside it, as card text."""
+    metrics = results.get("metrics") or {}
+    if not metrics:
+        return None
+    figures = {k: (metrics.get(k) or {}) for k in OWN_ANSWER_TARGETS}
+    meets = all(isinstance(figures[k].get("adapter"), (int, float)) and figures[k]["adapter"] >= t
+                for k, t in OWN_ANSWER_TARGETS.items())
+    parts = ", ".join(f"{label} {_fmt(figures[k].get('adapter'), 2)} (base {_fmt(figures[k].get('base'), 2)})"
+                      for k, label in (("gold_span_recall", "gold-span recall"), ("refusal_f1", "refusal F1"),
+                                       ("citation_accuracy_multi", "citation accuracy on 2+ chunk prompts")))
+    return {"meets": meets, "figures": parts}
+
+
+def _answer_modes(results: dict) -> dict | None:
+    """The shipped answer mode, and each mode's figures on the evaluated split."""
+    modes = results.get("answer_modes") or {}
+    if not modes.get("shipped"):
+        return None
+    rows = [{"mode": m, "label": ANSWER_MODE_LABELS.get(m, m), "span": _fmt(f.get("gold_span_recall"), 3),
+             "f1": _fmt(f.get("token_f1"), 3), "faith": _fmt(f.get("faithfulness"), 3),
+             "refusal_f1": _fmt(f.get("refusal_f1"), 3)} for m, f in (modes.get("test") or {}).items()]
+    validation = modes.get("validation") or {}
+    chosen = validation.get(modes["shipped"]) or {}
+    return {"shipped": modes["shipped"], "label": ANSWER_MODE_LABELS.get(modes["shipped"], modes["shipped"]),
+            "rows": rows, "validation_score": _fmt(chosen.get("score"), 3),
+            "validation": ", ".join(f"{m} {_fmt(f.get('score'), 3)}" for m, f in validation.items())}
+
+
 def _decision_note(results: dict, summary: dict) -> dict | None:
     """How the adapter decides (its shipped threshold) and what each reading measured on the test split."""
     threshold = results.get("decision_threshold") or summary.get("decision")
@@ -227,6 +263,7 @@ def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: s
         snippet_double_quant=bool(qcfg.get("double_quant", True)),
         snippet_compute_dtype=qcfg.get("compute_dtype", "bfloat16"),
         eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"), baselines=_baseline_table(results), decision=_decision_note(results, summary),
+        own=_own_answers(results), answer_modes=_answer_modes(results),
         eval_dataset_label=(f"`{eval_dataset}`" + (" (a local build, before publishing)" if eval_local else ""))
         if eval_dataset else "the local dataset",
         eval_count=counts.get("examples", 0), eval_answerable=counts.get("answerable", 0),

@@ -340,6 +340,12 @@ def print_metrics(results: dict) -> None:
         for key in ("citation_accuracy_multi", "refusal_f1", "needless_refusal_rate", "f1_gr", "answered_correctness"):
             cells = "".join(f"{_fmt((baselines[n].get('metrics') or baselines[n]).get(key)):>16}" for n in names)
             print(f"  {key:<32}{_fmt(decided.get(key)):>10}{cells}")
+    modes = results.get("answer_modes") or {}
+    if modes.get("test"):
+        print(f"\n  {'answer modes (test split)':<32}" + "".join(f"{m:>12}" for m in modes["test"])
+              + f"   shipped: {modes.get('shipped')} (chosen on validation)")
+        for key in ("gold_span_recall", "token_f1", "faithfulness", "refusal_f1"):
+            print(f"  {key:<32}" + "".join(f"{_fmt(f.get(key)):>12}" for f in modes["test"].values()))
     if decision:
         print(f"  adapter ({mode} reading) refusal AUC {_fmt(decision.get('refusal_auc'))}, constrained citation accuracy (2+ chunks) "
               f"{_fmt(decision.get('constrained_citation_accuracy_multi'))}, threshold {_fmt(decision.get('refusal_threshold'))}")

@@ -206,3 +206,26 @@ def test_card_space_push_updates_the_space_readme(tmp_path, local_hub):
     path = hf_hub_download("org/card-push-space", "README.md", repo_type="space", cache_dir=tmp_path / "dl")
     data = SpaceCard(Path(path).read_text()).data
     assert data.sdk == "gradio" and data.models == ["org/smol-rag"]
+
+
+@pytest.mark.parametrize("span,refusal,citation,claimed", [(0.0, 0.0, 0.545, False), (0.6, 0.55, 0.8, True)])
+def test_model_card_claims_only_what_its_free_generation_measured(tmp_path, span, refusal, citation, claimed):
+    metrics = {"gold_span_recall": {"base": 0.16, "adapter": span}, "refusal_f1": {"base": 0.0, "adapter": refusal},
+               "citation_accuracy_multi": {"base": 0.0, "adapter": citation}}
+    threshold = {"refusal_threshold": 0.8, "tuned_on": "org/spaces-rag-de [validation], 38 rows", "mode": "fused",
+                 "objective_value": 0.73, "answer_mode": "extracted",
+                 "answer_modes": {"generated": {"score": 0.41}, "extracted": {"score": 0.77}}}
+    answer_modes = {"shipped": "extracted", "validation": threshold["answer_modes"],
+                    "test": {"extracted": {"gold_span_recall": 0.89, "token_f1": 0.8, "faithfulness": 1.0,
+                                           "refusal_f1": 0.71},
+                             "generated": {"gold_span_recall": 0.26, "token_f1": 0.3, "faithfulness": 0.9,
+                                           "refusal_f1": 0.71}}}
+    text = render_model_card(make_run(tmp_path, {**RESULTS, "metrics": metrics, "decision_threshold": threshold,
+                                                 "answer_modes": answer_modes}))
+    figures = (f"gold-span recall {span:.2f} (base 0.16), refusal F1 {refusal:.2f} (base 0.00), citation accuracy "
+               f"on 2+ chunk prompts {citation:.2f} (base 0.00)")
+    assert " ".join(figures.split()) in " ".join(text.split())
+    assert ("its own free generation does so" in text) is claimed
+    assert ("does not do this reliably yet" in text) is not claimed
+    assert "**extracted** (the cited chunk's sentence sharing the most question words)" in " ".join(text.split())
+    assert "| generated (the adapter's own text after the forced lead) | 0.260 | 0.300 | 0.900 | 0.710 |" in text
