@@ -442,3 +442,39 @@ def test_evaluate_without_answer_loss(tiny, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert "eval_loss" not in results["metrics"] and results["cache"]["adapter"]["loss_seconds"] == 0.0
     assert (out / "error_analysis.md").exists() and (out / "metrics.png").exists()
+
+
+@pytest.mark.parametrize("answer_mode", ["generated", "free"])
+def test_decided_pipeline_answers_in_the_shipped_answer_mode(tiny, tmp_path, answer_mode):
+    """The shipped answer mode is the `decided` pipeline: generated = the adapter's own text after the forced
+    lead `Laut Abschnitt [n] (Titel):`; free = its free generation. Both decided modes are scored beside it."""
+    import shutil
+
+    from answering.answer import forced_lead
+    from answering.decision import DecisionThreshold
+    from dataset_builder.contract import contexts_from_column, parse_answer
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny["adapter"], adapter)
+    DecisionThreshold(refusal_threshold=float("inf"), tuned_on="test", mode="lead", answer_mode=answer_mode,
+                      answer_modes={answer_mode: {"score": 0.9}}).save(adapter)
+    args = evaluate_args(tiny, tmp_path / "out", "--limit", "3", "--readings", "lead")
+    args[args.index("--adapter") + 1] = str(adapter)
+    assert rag_de(args) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    modes = results["answer_modes"]
+    assert modes["shipped"] == answer_mode and modes["validation"] == {answer_mode: {"score": 0.9}}
+    assert set(modes["test"]) == {"extracted", "generated", answer_mode}
+    assert results["decided"] == {k: v for k, v in modes["test"][answer_mode].items()
+                                  if k not in ("answer_quality", "score")}
+    predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    rows = dataset_rows()[:3]
+    for record, row in zip(predictions, rows):
+        decided = record["adapter_decided"]["prediction"]
+        if answer_mode == "free":
+            assert decided == record["adapter"]["prediction"]
+        else:
+            number = parse_answer(decided).cited[0]
+            assert decided.startswith(forced_lead(number, contexts_from_column(row["contexts"])[number - 1]))
+            assert decided == record["adapter_generated"]["prediction"]
+            assert record["adapter_extracted"]["prediction"] != decided
