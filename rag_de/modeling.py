@@ -144,7 +144,9 @@ def dequantize_4bit_on_cpu(model, max_memory_share: float = DEQUANTIZE_MAX_MEMOR
     Why: bitsandbytes' CPU 4-bit forward dequantizes the whole weight on every call and then runs an ordinary
     matmul, so doing it once computes the very same values (max |logit difference| 0.0 on the quickstart
     adapter, greedy answers identical) without paying the dequantization on each of a generation's calls
-    (`scripts/bench_evidence.py` measures it). Training keeps bitsandbytes (its backward needs the 4-bit
+    (`scripts/bench_evidence.py` measures it). On CPUs with AVX512-BF16, bitsandbytes repacks the weights for a
+    bfloat16 kernel at the first inference forward; the packing is undone here first (its absmax stays
+    bfloat16-rounded, so dequantize before the first forward for the exact values). Training keeps bitsandbytes (its backward needs the 4-bit
     layers), and so do GPUs (their 4-bit kernels are fast).
     """
     import os
@@ -162,7 +164,12 @@ def dequantize_4bit_on_cpu(model, max_memory_share: float = DEQUANTIZE_MAX_MEMOR
         return False
     for module, name, child in layers:
         dtype = dtypes[child]
-        weight = bnb.functional.dequantize_4bit(child.weight.data, child.weight.quant_state).to(dtype)
+        data, state = child.weight.data, child.weight.quant_state
+        if getattr(state, "packing_format_for_cpu", False):
+            # On CPUs with AVX512-BF16, bitsandbytes repacks the 4-bit weight for its own kernel at the first
+            # inference forward; dequantize_4bit reads the original layout, so undo the packing first.
+            data, state = bnb.functional._convert_weight_packed_for_cpu_inverse(data, state)
+        weight = bnb.functional.dequantize_4bit(data, state).to(dtype)
         plain = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
                                 dtype=dtype, device=weight.device)
         plain.weight = torch.nn.Parameter(weight, requires_grad=False)

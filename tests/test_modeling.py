@@ -35,9 +35,11 @@ def test_dequantized_layers_compute_what_bitsandbytes_computes(nf4_with_lora):
 
     model, tokenizer = nf4_with_lora()
     texts = prompts(tokenizer)
+    four_bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(four_bit) == 14   # 7 linear layers in each of 2 blocks, each under a LoRA layer
+    for layer in four_bit:   # bitsandbytes' exact fp32 CPU path (see below for its AVX512-BF16 kernel)
+        layer.support_avx512bf16_for_cpu = False
     before, answers = logits(model, tokenizer, texts), greedy(model, tokenizer, texts)
-    n_4bit = sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
-    assert n_4bit == 14   # 7 linear layers in each of 2 blocks, each under a LoRA layer
 
     assert dequantize_4bit_on_cpu(model) is True
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
@@ -45,6 +47,25 @@ def test_dequantized_layers_compute_what_bitsandbytes_computes(nf4_with_lora):
     assert greedy(model, tokenizer, texts) == answers
     with model.disable_adapter():   # the LoRA layers still switch off and on around the plain base layers
         assert largest_difference(logits(model, tokenizer, texts), before) > 1e-3
+
+
+def test_dequantize_after_bitsandbytes_repacked_for_its_cpu_kernel(nf4_with_lora):
+    """On CPUs with AVX512-BF16 bitsandbytes repacks the 4-bit weights at the first inference forward (and
+    computes in bfloat16); dequantizing such a model must undo the packing, not read it as NF4 codes."""
+    import bitsandbytes as bnb
+
+    from rag_de.modeling import dequantize_4bit_on_cpu
+
+    reference, tokenizer = nf4_with_lora()
+    for layer in (m for m in reference.modules() if isinstance(m, bnb.nn.Linear4bit)):
+        layer.support_avx512bf16_for_cpu = False
+    texts = prompts(tokenizer)
+    exact = logits(reference, tokenizer, texts)
+
+    model, _ = nf4_with_lora()
+    logits(model, tokenizer, texts)   # repacks where the CPU has the kernel
+    assert dequantize_4bit_on_cpu(model) is True
+    assert largest_difference(logits(model, tokenizer, texts), exact) < 0.05   # bfloat16 absmax, not garbage
 
 
 def test_dequantize_keeps_4bit_when_it_would_not_fit(nf4_with_lora):
