@@ -48,6 +48,36 @@ class AnswerCheckConfig:
 
 
 @dataclass
+class DocumentsConfig:
+    max_file_mb: float = field(default=50.0, metadata={
+        "help": "files in a --documents folder larger than this are skipped (counted, reason too_large)"})
+    min_page_chars: int = field(default=20, metadata={
+        "help": "a PDF page with fewer extracted characters counts as having no text layer (a scan)"})
+
+
+@dataclass
+class QuestionsConfig:
+    per_chunk: int = field(default=0, metadata={
+        "help": "answerable questions an LLM writes per chunk of the --documents inputs (flag "
+        "--generate-questions N); 0 = no generation"})
+    unanswerable_per_chunk: int = field(default=1, metadata={
+        "help": "questions near the chunk's topic that the chunk does not answer (refusal rows)"})
+    generator: Literal["openai", "transformers"] = field(default="openai", metadata={
+        "help": "who writes the questions: openai (the endpoint in openai.*) or transformers (the local "
+        "model in transformers.*)"})
+    max_chunks: int = field(default=0, metadata={"help": "ask about the first N chunks only (0 = all)"})
+    batch_size: int = field(default=64, metadata={
+        "help": "chunks per generation batch (progress bar step; each batch's replies are cached)"})
+    temperature: float = field(default=0.0, metadata={"help": "sampling temperature (0 = greedy)"})
+    max_tokens: int = field(default=512, metadata={"help": "max tokens of one JSON reply"})
+    min_question_words: int = field(default=3, metadata={"help": "shorter questions are rejected"})
+    max_question_words: int = field(default=40, metadata={"help": "longer questions are rejected"})
+    max_answer_words: int = field(default=30, metadata={"help": "longer answer spans are rejected"})
+    copy_words: int = field(default=8, metadata={
+        "help": "a question that repeats this many consecutive words of its chunk is rejected (copies_chunk)"})
+
+
+@dataclass
 class BuildConfig:
     seed: int = field(default=42, metadata={"help": "one seed for splits, chunk counts, negatives, positions"})
     k: int = field(default=4, metadata={"help": "most chunks per example; each example gets 1..k (uniform)"})
@@ -82,6 +112,8 @@ class BuildConfig:
     transformers: TransformersWriterConfig = field(default_factory=TransformersWriterConfig)
     openai: OpenAIWriterConfig = field(default_factory=OpenAIWriterConfig)
     check: AnswerCheckConfig = field(default_factory=AnswerCheckConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    questions: QuestionsConfig = field(default_factory=QuestionsConfig)
     cache_dir: Optional[str] = field(default=None, metadata={
         "help": "writer cache folder (one JSON file per request); default: <RAG_DE_CACHE>/writer-cache"})
     license: Optional[str] = field(default=None, metadata={
@@ -112,4 +144,9 @@ class BuildConfig:
             raise ConfigError(f"max_chunk_tokens must be at least 16, got {self.max_chunk_tokens}")
         if self.writer == "openai" and not self.openai.model:
             raise ConfigError("writer=openai needs openai.model (flag --openai.model NAME)")
+        if self.questions.per_chunk < 0 or self.questions.unanswerable_per_chunk < 0:
+            raise ConfigError("questions.per_chunk and questions.unanswerable_per_chunk must be >= 0")
+        if self.questions.per_chunk and self.questions.generator == "openai" and not self.openai.model:
+            raise ConfigError("question generation with generator=openai needs openai.model "
+                              "(flag --openai.model NAME, and --openai.base_url URL)")
         return self

@@ -70,7 +70,7 @@ class Span:
     heading: str = ""
 
 
-def _sections(text: str) -> Iterator[tuple[str, int, int]]:
+def sections(text: str) -> Iterator[tuple[str, int, int]]:
     """(heading line, body start, body end) per heading; text before the first heading has none."""
     matches = list(_HEADING_RE.finditer(text))
     first = matches[0].start() if matches else len(text)
@@ -149,7 +149,7 @@ def chunk_spans(text: str, max_tokens: int = DEFAULT_MAX_TOKENS,
                 count_tokens: Callable[[str], int] = estimate_tokens) -> list[Span]:
     """Where the chunks of `text` lie: sections by heading, packed paragraphs, split sentences."""
     spans: list[Span] = []
-    for heading, start, end in _sections(text):
+    for heading, start, end in sections(text):
         budget = max(16, max_tokens - (count_tokens(heading) if heading else 0))
         units: list[tuple[int, int]] = []
         for p_start, p_end in _pieces(text, start, end, _PARAGRAPH_BREAK_RE):

@@ -17,7 +17,9 @@ def register(commands, deploy) -> None:
         "  rag-de build --out data/rag-de\n"
         "  rag-de build --squad ../shared/data/xquad-de/xquad.de.part-a.json --out data/xquad\n"
         "  rag-de build --corpus docs/ --qa qa.jsonl --out data/mine --config build.yaml --seed 7\n"
-        "  rag-de build --squad deepset/germanquad:train --out data/gq   (Hub dataset id, needs the Hub)",
+        "  rag-de build --squad deepset/germanquad:train --out data/gq   (Hub dataset id, needs the Hub)\n"
+        "  rag-de build --documents my_docs/ --generate-questions 3 --openai.base_url http://127.0.0.1:8000/v1 "
+        "--openai.model Qwen/Qwen2.5-7B-Instruct --out data/mine   (PDF/DOCX/HTML/Markdown; an LLM writes the QA)",
     )
     build.add_argument("--squad", action="append", default=[], metavar="FILE_OR_HUB_ID",
                        help="SQuAD-format JSON file, or a Hub dataset id `owner/name[:split]` (repeatable)")
@@ -26,6 +28,12 @@ def register(commands, deploy) -> None:
                        "{id, title, source, text, metadata} (repeatable; pair each with --qa)")
     build.add_argument("--qa", action="append", default=[], metavar="JSONL",
                        help="questions for the preceding --corpus: {id, question, answer, document, answerable}")
+    build.add_argument("--documents", action="append", default=[], metavar="DIR",
+                       help="folder of PDF, DOCX, HTML, Markdown/text files (repeatable); an LLM writes the "
+                       "questions (--generate-questions N); unreadable files are skipped and counted")
+    build.add_argument("--generate-questions", dest="cfg:questions.per_chunk", default=argparse.SUPPRESS,
+                       metavar="N", help="answerable questions per chunk of the --documents (same as "
+                       "--questions.per_chunk); the endpoint is --openai.* or --questions.generator transformers")
     build.add_argument("--out", required=True, help="output folder for the Parquet files and stats.json")
     build.add_argument("--config", default=None, help="YAML file with BuildConfig fields (flags override it)")
     _add_config_flags(build)

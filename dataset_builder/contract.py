@@ -51,6 +51,8 @@ METADATA_LABELS = {
     "name": "Name",
     "type": "Art",
     "language": "Sprache",
+    "page": "Seite",          # PDF pages (dataset_builder.document_reader)
+    "section": "Kapitel",     # heading sections of DOCX/HTML/Markdown documents
 }
 CITATION_RE = re.compile(r"\[(\d{1,3})\]")
 SOURCE_SUFFIX_RE = re.compile(r"\s*\((?:Quelle|Source):[^)]*\)\s*$")

@@ -49,7 +49,7 @@ def split_front_matter(text: str, where: str) -> tuple[dict[str, Any], str]:
     return {str(k): _plain(v) for k, v in meta.items()}, text[match.end():]
 
 
-def _document_from_file(path: Path, root: Path, origin: str) -> Document:
+def document_from_file(path: Path, root: Path, origin: str) -> Document:
     rel = path.relative_to(root).as_posix()
     meta, body = split_front_matter(read_utf8(path), str(path))
     h1 = _H1_RE.search(body)
@@ -89,7 +89,7 @@ def _read_folder(root: Path, origin: str, skips: SkipLog) -> list[Document]:
             skips.skip("unsupported_file", str(path), f"{path.suffix or 'no suffix'} is not a text document",
                        f"convert it to Markdown or text ({', '.join(TEXT_SUFFIXES)})")
             continue
-        docs.append(_document_from_file(path, root, origin))
+        docs.append(document_from_file(path, root, origin))
     if not docs:
         raise InputError(f"{root}: no .md/.markdown/.txt documents found")
     return docs

@@ -1,4 +1,5 @@
-"""The build's inputs: SQuAD files or Hub datasets and corpus + QA pairs, read into documents and questions.
+"""The build's inputs: SQuAD files or Hub datasets, corpus + QA pairs and folders of your own documents
+(PDF/DOCX/HTML/Markdown, whose questions are generated later, once they are chunked).
 
 Kept apart from the build itself so that reading (and its bad-record handling, in the readers) can be
 used and tested without chunking, searching or writing anything.
@@ -22,6 +23,7 @@ SAMPLE_LICENSE = "cc0-1.0"
 class BuildInputs:
     squad: list[str] = field(default_factory=list)               # files or Hub ids
     corpora: list[tuple[str, str]] = field(default_factory=list)  # (corpus path, QA file)
+    documents: list[str] = field(default_factory=list)           # folders of PDF/DOCX/HTML/Markdown files
 
     @classmethod
     def sample(cls) -> "BuildInputs":
@@ -29,7 +31,8 @@ class BuildInputs:
 
 
 def read_inputs(inputs: BuildInputs, config: BuildConfig, skips: SkipLog):
-    """All documents and questions, plus a description of each input (origin, license, sha256)."""
+    """All documents and questions, plus a description of each input (origin, license, sha256; for a
+    documents folder also its reading report: files read and skipped by reason)."""
     from dataset_builder.corpus_reader import read_corpus, read_qa
     from dataset_builder.squad_reader import read_squad_file, read_squad_hub, slug
 
@@ -61,7 +64,17 @@ def read_inputs(inputs: BuildInputs, config: BuildConfig, skips: SkipLog):
         sources.append({"input": str(corpus_path), "qa": str(qa_path), "kind": "corpus", "origin": origin,
                         "license": SAMPLE_LICENSE if is_sample else config.license, "documents": len(d),
                         "questions": len(q), "sha256": {"qa": sha256_file(Path(qa_path)), "corpus": digest}})
-    if not questions:
+    for folder in inputs.documents:
+        from dataset_builder.document_reader import read_documents
+
+        folder = Path(folder)
+        origin = slug(folder.resolve().name).lower()
+        d, report = read_documents(folder, origin, config.documents, skips, doc_ids)
+        docs += d
+        digest = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        sources.append({"input": str(folder), "kind": "documents", "origin": origin, "license": config.license,
+                        "documents": len(d), "questions": 0, "reading": report, "sha256": {"documents": digest}})
+    if not questions and not inputs.documents:
         raise InputError("no usable questions in the inputs; see the skip reasons: "
                          + json.dumps(skips.as_dict()["counts"], ensure_ascii=False))
     return docs, questions, sources

@@ -1,7 +1,8 @@
 """`rag-de build`: read inputs, chunk, split by document, search negatives, assemble examples, write Parquet.
 
 This module only orders the steps and reports on them (stats.json); each step lives in its own module:
-inputs (`inputs`), chunks and gold spans (`examples.Corpus`), splits (`splits`), BM25 search
+inputs (`inputs`), chunks and gold spans (`examples.Corpus`), questions generated for the chunks of
+`--documents` folders (`questions`), splits (`splits`), BM25 search
 (`retrieval`), example assembly (`assembly`), Parquet files (`parquet_files`). Each split is processed
 in batches (search, plan, answer, one Parquet row group), so memory stays flat in the number of
 examples: what stays is the input (documents, chunks, questions) and one split's BM25 index. The same
@@ -20,7 +21,7 @@ from dataset_builder.build_config import BuildConfig
 from dataset_builder.examples import Corpus, choose_removals, locate_all
 from dataset_builder.inputs import SAMPLE_DATA, BuildInputs, read_inputs
 from dataset_builder.parquet_files import SplitFiles
-from dataset_builder.records import SkipLog, sha256_file
+from dataset_builder.records import InputError, SkipLog, sha256_file
 from dataset_builder.schema import SPLITS
 from dataset_builder.splits import split_questions
 from dataset_builder.writers import make_writer
@@ -58,15 +59,25 @@ def build(inputs: BuildInputs, out_dir: str | Path, config: BuildConfig | None =
     skips = SkipLog(strict=config.strict)
     lap = _Laps()
 
+    if inputs.documents and not config.questions.per_chunk:
+        raise InputError("--documents needs questions: give --generate-questions N (questions.per_chunk) and "
+                         "an endpoint (--openai.base_url/--openai.model, or --questions.generator transformers)")
     docs, questions, sources = read_inputs(inputs, config, skips)
     lap("read")
     counter = TokenCounter.from_name(config.tokenizer)
     corpus = Corpus.build(docs, config.max_chunk_tokens, counter, progress=progress)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else cache_root() / "writer-cache"
+    generated = None
+    if inputs.documents:
+        lap("chunk")
+        generated = _generate(corpus, sources, config, cache_dir, out_dir, progress)
+        questions += generated[0]
+        lap("questions")
     gold = locate_all(questions, corpus, skips)
     lap("chunk")
     questions = [q for q in questions if q.id in gold]
     per_split = split_questions(questions, docs, corpus, config)
-    writer = make_writer(config, Path(config.cache_dir) if config.cache_dir else cache_root() / "writer-cache")
+    writer = make_writer(config, cache_dir)
     fallbacks: Counter = Counter()
     split_stats: dict[str, dict] = {}
     bar = None
@@ -89,8 +100,57 @@ def build(inputs: BuildInputs, out_dir: str | Path, config: BuildConfig | None =
     elapsed = time.perf_counter() - started
     result = _stats(config, corpus, counter, split_stats, len(questions), skips, sources, writer, fallbacks,
                     elapsed, lap, out_dir)
+    if generated is not None:
+        result["documents"] = _reading_totals([s["reading"] for s in sources if s["kind"] == "documents"])
+        result["questions"] = generated[1]
     write_json(out_dir / "stats.json", result)
     return result
+
+
+def _generate(corpus: Corpus, sources: list[dict], config: BuildConfig, cache_dir: Path, out_dir: Path,
+              progress: bool) -> tuple[list, dict]:
+    """Questions for the chunks of the documents folders (also written to OUT/generated_questions.jsonl,
+    the QA file format, for reading them or reusing them with --corpus/--qa); returns them and the report."""
+    import json
+
+    from rag_de.atomic import atomic_open
+
+    from dataset_builder.questions import generate_questions, make_generator
+
+    origins = {s["origin"] for s in sources if s["kind"] == "documents"}
+    chunk_ids = [c for c, d in enumerate(corpus.chunk_doc) if corpus.docs[d].origin in origins]
+    generator = make_generator(config, cache_dir)
+    try:
+        questions, report = generate_questions(corpus, chunk_ids, config, generator, progress)
+    finally:
+        generator.close()
+    for source in sources:
+        if source["kind"] == "documents":
+            source["questions"] = sum(q.origin == source["origin"] for q in questions)
+    with atomic_open(out_dir / "generated_questions.jsonl") as fh:
+        for q in questions:
+            fh.write(json.dumps({"id": q.id, "question": q.question, "answer": q.gold_span, "document": q.doc_id,
+                                 "answerable": q.answerable, "answer_start": q.answer_start},
+                                ensure_ascii=False) + "\n")
+    if not questions:
+        raise InputError(f"no generated question passed the checks ({report.as_dict({})['rejected']}); "
+                         "use a stronger model (see the README, 'Your own documents') or check the endpoint "
+                         f"({report.failed_requests} failed requests)")
+    return questions, report.as_dict(generator.stats())
+
+
+def _reading_totals(reports: list[dict]) -> dict:
+    """The documents folders' reading reports summed (stats.json `documents`, the dataset card's table)."""
+    total: dict = {"files": 0, "read": 0, "documents": 0, "pages": 0, "pages_without_text": 0}
+    skipped: Counter = Counter()
+    formats: Counter = Counter()
+    for r in reports:
+        for key in total:
+            total[key] += r[key]
+        skipped.update(r["skipped"])
+        formats.update(r["formats"])
+    return {**total, "skipped": dict(sorted(skipped.items())), "skipped_total": sum(skipped.values()),
+            "formats": dict(sorted(formats.items()))}
 
 
 def _build_split(split: str, questions: list, chunks: list[int], corpus: Corpus, gold: dict, config: BuildConfig,
@@ -176,8 +236,9 @@ def run_build_cli(args) -> int:
         raise UserError(f"{len(args.corpus)} --corpus but {len(args.qa)} --qa on the command line; "
                         "give one --qa per --corpus, in the same order")
     config = load(BuildConfig, args.config, overrides_from_args(args)).validate()
-    inputs = BuildInputs(squad=list(args.squad), corpora=list(zip(args.corpus, args.qa)))
-    if not inputs.squad and not inputs.corpora:
+    inputs = BuildInputs(squad=list(args.squad), corpora=list(zip(args.corpus, args.qa)),
+                         documents=list(args.documents))
+    if not inputs.squad and not inputs.corpora and not inputs.documents:
         inputs = BuildInputs.sample()
         print(f"[build] no inputs given: using the shipped sample data in {SAMPLE_DATA}", file=sys.stderr)
     stats = build(inputs, args.out, config, progress=not os.environ.get("RAG_DE_NO_PROGRESS"))
@@ -191,6 +252,12 @@ def _print_summary(stats: dict, out: str) -> None:
     print(f"[build] {stats['chunks']['chunks']} chunks from {stats['chunks']['documents']} documents; "
           f"{stats['examples_per_s']} examples/s; writer {stats['writer']['name']} "
           f"({stats['writer']['fallbacks_total']} fallbacks)")
+    if "questions" in stats:
+        q, d = stats["questions"], stats["documents"]
+        print(f"[build] documents: {d['read']} of {d['files']} files read ({d['skipped_total']} skipped: "
+              + (", ".join(f"{k} {v}" for k, v in d["skipped"].items()) or "none") + "); questions: "
+              f"{q['proposed']} proposed, {q['kept']} kept, {q['rejected_total']} rejected, span check "
+              f"passed {q['span_check_pass_rate']}")
     skipped = stats["skipped"]["counts"]
     if skipped:
         print("[build] skipped/repaired records: " + ", ".join(f"{k} {v}" for k, v in skipped.items())

@@ -127,17 +127,20 @@ class Stub:
         if self.flaky and attempt == 0 and n % 4 == 1:
             time.sleep(1.0)                       # the client times out (timeout_s=0.5) and retries
             return self._send(http, 200, {"choices": []}, "timeout")
-        number, span = HINT_RE.search(user).groups()
-        if key in self.bad_keys:
-            content = f"Die Antwort ist {span}."
-        else:
-            content = f"Laut Abschnitt [{number}] lautet die Antwort: {span}."
+        content = self.reply(user, key)
         time.sleep(self.delay)
         with self.lock:
             self.ok[key] += 1
             if sum(self.ok.values()) >= self.enough_after:
                 self.enough.set()
         return self._send(http, 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}, "ok")
+
+    def reply(self, user: str, key: str) -> str:
+        """The answer's text (a subclass scripts other replies, e.g. tests/test_documents.py's questions)."""
+        number, span = HINT_RE.search(user).groups()
+        if key in self.bad_keys:
+            return f"Die Antwort ist {span}."
+        return f"Laut Abschnitt [{number}] lautet die Antwort: {span}."
 
     def _send(self, http, status, payload, event):
         with self.lock:

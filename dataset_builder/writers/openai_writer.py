@@ -1,6 +1,6 @@
 """Writer (c): any OpenAI-compatible `/v1/chat/completions` endpoint (vLLM, TGI, llama.cpp, HF providers).
 
-Requests run on a bounded thread pool (`concurrency`); 429/5xx answers, timeouts and connection errors
+`ChatEndpoint` is the HTTP part, shared with question generation (`dataset_builder.questions`): requests run on a bounded thread pool (`concurrency`); 429/5xx answers, timeouts and connection errors
 are retried with exponential backoff (honouring Retry-After); every answer is cached on disk the moment
 it arrives, so an interrupted build resumes without repeating a call. A request that still fails is
 returned as None: the builder falls back to the extractive writer and counts it.
@@ -25,21 +25,21 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 60.0
 
 
-class OpenAIWriter(AnswerWriter):
-    name = "openai"
+class ChatEndpoint:
+    """Cached, concurrent, retrying chat completions: messages lists in, reply texts (None: failed) out."""
 
-    def __init__(self, config: OpenAIWriterConfig, cache_dir: str | Path):
+    def __init__(self, config: OpenAIWriterConfig, cache_dir: str | Path, params: dict):
         import httpx
 
         self.config = config
-        self.cache = ResponseCache(Path(cache_dir) / "openai")
+        self.cache = ResponseCache(cache_dir)
         headers = {"Content-Type": "application/json"}
         api_key = os.environ.get(config.api_key_env)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s,
                                    limits=httpx.Limits(max_connections=max(1, config.concurrency)))
-        self.params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
+        self.params = dict(params)
         self._lock = threading.Lock()
         self.counts = {"requests": 0, "cache_hits": 0, "http_calls": 0, "retries": 0, "errors": 0}
         self.error_examples: list[str] = []
@@ -48,10 +48,9 @@ class OpenAIWriter(AnswerWriter):
         with self._lock:
             self.counts[key] += n
 
-    def write(self, requests: Sequence[WriteRequest]) -> list[str | None]:
-        messages = [writer_messages(r) for r in requests]
+    def complete(self, messages: Sequence[list[dict]]) -> list[str | None]:
         keys = [cache_key(self.config.model, m, self.params) for m in messages]
-        self._count("requests", len(requests))
+        self._count("requests", len(messages))
         answers: dict[str, str | None] = {}
         todo: dict[str, list[dict]] = {}
         for key, msgs in zip(keys, messages):
@@ -115,6 +114,24 @@ class OpenAIWriter(AnswerWriter):
 
     def close(self) -> None:
         self.client.close()
+
+
+class OpenAIWriter(AnswerWriter):
+    name = "openai"
+
+    def __init__(self, config: OpenAIWriterConfig, cache_dir: str | Path):
+        self.config = config
+        self.endpoint = ChatEndpoint(config, Path(cache_dir) / "openai",
+                                     {"temperature": config.temperature, "max_tokens": config.max_tokens})
+
+    def write(self, requests: Sequence[WriteRequest]) -> list[str | None]:
+        return self.endpoint.complete([writer_messages(r) for r in requests])
+
+    def stats(self) -> dict:
+        return self.endpoint.stats()
+
+    def close(self) -> None:
+        self.endpoint.close()
 
 
 def _content(response) -> str | None:
