@@ -58,6 +58,25 @@ def _source_line(source: dict) -> str:
     return f"{text} {source.get('questions', 0)} questions, {source.get('documents', 0)} documents (origin `{origin}`)."
 
 
+def _generated_label(stats: dict) -> str:
+    """The card's paragraph on `--documents` inputs: files read/skipped by reason, questions kept/rejected."""
+    docs, q = stats.get("documents"), stats.get("questions")
+    if not docs or not q:
+        return ""
+    listing = lambda counts: ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())  # noqa: E731
+    model = q.get("generator", {}).get("model") or "an LLM"
+    rate = q.get("span_check_pass_rate")
+    return (f"**Documents and generated questions.** {docs['read']} of {docs['files']} files were read "
+            f"({listing(docs['formats'])}; PDFs by page, other formats by heading section), "
+            f"{docs['skipped_total']} skipped" + (f" ({listing(docs['skipped'])})" if docs["skipped"] else "")
+            + f". `{model}` wrote questions for {q['chunks']} chunks: {q['proposed']} proposed, {q['kept']} "
+            f"kept ({q['kept_answerable']} answerable, {q['kept_unanswerable']} unanswerable), "
+            f"{q['rejected_total']} rejected" + (f" ({listing(q['rejected'])})" if q["rejected"] else "")
+            + ". An answerable question is kept only when its answer occurs verbatim in its chunk"
+            + (f" (the span check passed {100 * rate:.0f} % of them)" if rate is not None else "")
+            + ", it passes the rule filter (length, question mark, no copied chunk text) and is not a duplicate.")
+
+
 def _example(data_dir: Path) -> tuple[str, str, str]:
     import pyarrow.parquet as pq
 
@@ -123,7 +142,7 @@ def render_dataset_card(stats_or_dir: str | Path | dict, repo_id: str, data_dir:
         cite_title=config.get("cite_title", True), seed=stats.get("seed"),
         system_prompt=SYSTEM_PROMPT, question_prefix=QUESTION_PREFIX, refusal=REFUSAL,
         example_split=example_split, example_user=example_user, example_answer=example_answer,
-        sources=[_source_line(s) for s in stats.get("sources", [])],
+        sources=[_source_line(s) for s in stats.get("sources", [])], generated_label=_generated_label(stats),
         license_label=LICENSE_LABELS.get(license_id, license_id), license_note=license_note,
     )
     return check_publishable(str(card), f"dataset card of {repo_id}")

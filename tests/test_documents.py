@@ -262,6 +262,12 @@ def test_build_from_documents_with_generated_questions(docs_folder, tmp_path):
     assert {1, 3} <= pages
     generated = [json.loads(line) for line in (tmp_path / "out" / "generated_questions.jsonl").open(encoding="utf-8")]
     assert len(generated) == q["kept"] and stats["totals"]["questions_used"] <= q["kept"]
+    from model_cards.dataset_card import render_dataset_card
+
+    card = render_dataset_card(tmp_path / "out", "org/mine")
+    assert "4 of 12 files were read (docx 1, html 1, md 1, pdf 1;" in card
+    assert "8 skipped (empty 1, encrypted 1, malformed 3, no text layer 1, too large 1, unsupported 1)" in card
+    assert f"{q['kept']} kept ({q['kept_answerable']} answerable" in card and "span check passed 75 %" in card
 
 
 def test_generation_resumes_after_sigkill_without_repeating_cached_calls(tmp_path):
