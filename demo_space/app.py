@@ -39,11 +39,13 @@ class DemoService:
     """The request handlers, independent of the page layout (one instance per app)."""
 
     def __init__(self, config: DemoConfig, generator: Generator, index: ChunkIndex | None,
-                 corpus_note: str = "", decision=None):
+                 corpus_note: str = "", decision=None, encoder=None, retrieval_note: str = ""):
         self.config = config
         self.generator = generator
         self.index = index
         self.corpus_note = corpus_note
+        self.encoder = encoder              # dense half of hybrid retrieval; None: BM25 only
+        self.retrieval_note = retrieval_note
         self.decision = decision   # the adapter's tuned threshold (DecisionThreshold), None: free generation
 
     # -- uploads -----------------------------------------------------------------------------------
@@ -69,7 +71,8 @@ class DemoService:
             lines.append("✔ Gesucht wird jetzt in deinen Dokumenten: " + ", ".join(loaded) + ".")
         else:
             lines.append("Keine Datei konnte verwendet werden; gesucht wird weiter im " + self._corpus_name() + ".")
-        return (ChunkIndex(chunks) if chunks else None), "\n\n".join(lines + errors)
+        index = ChunkIndex(chunks, self.encoder, self.config.embedding_cache) if chunks else None
+        return index, "\n\n".join(lines + errors)
 
     def _corpus_name(self) -> str:
         return f"Datensatz {self.config.dataset}" if self.index is not None else "(keinem) Datensatz"
@@ -78,7 +81,8 @@ class DemoService:
         if self.index is None:
             return "ℹ️ Kein Datensatz geladen" + (f" ({self.corpus_note})" if self.corpus_note else "") + \
                 ". Lade Dokumente hoch (Markdown, Text oder PDF)."
-        return f"ℹ️ Gesucht wird in {len(self.index)} Abschnitten aus dem Datensatz {self.config.dataset}."
+        return (f"ℹ️ Gesucht wird in {len(self.index)} Abschnitten aus dem Datensatz {self.config.dataset}."
+                + (f" ({self.retrieval_note})" if self.retrieval_note else ""))
 
     # -- questions ---------------------------------------------------------------------------------
     def ask(self, question: str, upload_index: ChunkIndex | None, compare: bool, max_new_tokens: float,
@@ -173,10 +177,13 @@ def build_app(config: DemoConfig, model=None, tokenizer=None, index: ChunkIndex 
         from demo_space.generation import load_model
 
         model, tokenizer = load_model(config)
+    from demo_space.dense import load_encoder
+
+    encoder, retrieval_note = load_encoder(config.dense_model, config.dense_prefixes)
     corpus_note = ""
     if index is None and config.dataset:
         try:
-            index = ChunkIndex(load_corpus(config.dataset, config.dataset_revision))
+            index = ChunkIndex(load_corpus(config.dataset, config.dataset_revision), encoder, config.embedding_cache)
         except Exception as exc:  # the app still serves uploads
             log.warning("could not load dataset %s: %s", config.dataset, exc)
             corpus_note = f"{config.dataset} nicht ladbar: {type(exc).__name__}"
@@ -188,9 +195,11 @@ def build_app(config: DemoConfig, model=None, tokenizer=None, index: ChunkIndex 
             decision = load_threshold(config.adapter, config.adapter_revision)
         except Exception as exc:  # an unreadable file means free generation, said in the log
             log.warning("no decision threshold from %s: %s", config.adapter, exc)
-    service = DemoService(config, Generator(model, tokenizer, config), index, corpus_note, decision)
+    service = DemoService(config, Generator(model, tokenizer, config), index, corpus_note, decision, encoder,
+                          retrieval_note)
     adapter_line = f"Adapter `{config.adapter}`" if config.adapter else "ohne Adapter"
     adapter_line += f" · {ANSWER_MODE_NOTE[decision.answer_mode if decision is not None else 'free']}"
+    adapter_line += f" · Suche: {retrieval_note}"
     with gr.Blocks(title="spaces-rag-de · Modulkatalog-Assistent") as app:
         gr.Markdown(INTRO + f"\n\n<small>Basismodell `{config.base_model}` (4-bit {config.quantization.upper()}"
                     f") · {adapter_line}</small>")

@@ -50,7 +50,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
 def register(commands, deploy) -> None:
     """Add `demo` to the top-level parser and `demo` to `rag-de deploy`."""
     demo = commands.add_parser(
-        "demo", help="start the Gradio demo locally (base + adapter in 4-bit, BM25 retrieval)",
+        "demo", help="start the Gradio demo locally (base + adapter in 4-bit, BM25 or hybrid retrieval)",
         description="Start the demo Space's app on this machine: the base model in 4-bit NF4 plus the PEFT "
         "adapter, BM25 retrieval over the dataset's contexts or uploaded documents, streamed cited answers. "
         "Models and data come from HF_ENDPOINT (the local Hub when `rag-de hub serve` runs). Example: "

@@ -38,7 +38,7 @@ def sources_html(hits: Sequence[Hit], cited: Sequence[int] = ()) -> str:
             f"<div class='rag-source{' rag-cited' if is_cited else ''}' data-chunk-id='{html.escape(chunk.id)}' "
             f"style='{CITED_STYLE if is_cited else CARD_STYLE}'>"
             f"<div><b>[{number}] {html.escape(chunk.title or chunk.id)}</b>{badge} "
-            f"<small style='color:#57606a'>BM25 {hit.score:.2f}</small></div>"
+            f"<small style='color:#57606a'>{hit.method} {hit.score:.{2 if hit.method == 'BM25' else 3}f}</small></div>"
             f"<div style='font-size:0.85em;color:#57606a'>{' · '.join(meta)}</div>"
             f"<div style='margin-top:4px;white-space:pre-wrap'>{html.escape(text)}</div></div>"
         )

@@ -52,6 +52,18 @@ class DemoConfig:
                 "recompiling); longer prompt + answer falls back to plain generate"})
     top_k: int = field(default=3, metadata={
         "env": "RAG_DE_TOP_K", "help": "chunks retrieved per question (default of the slider)"})
+    dense_model: str | None = field(default=None, metadata={
+        "env": "RAG_DE_DENSE_MODEL",
+        "help": "dense encoder (Hub id or folder, any transformers encoder, e.g. intfloat/multilingual-e5-small) "
+                "fused with BM25 by reciprocal rank fusion; unset (default: no German-capable encoder ships "
+                "offline with the project) or not loadable: BM25 only, said in the UI and the log"})
+    dense_prefixes: Literal["e5", "none"] = field(default="e5", metadata={
+        "env": "RAG_DE_DENSE_PREFIXES",
+        "help": "e5: \"query: \" / \"passage: \" before questions / chunks (e5 models expect them); none: plain text"})
+    embedding_cache: str | None = field(default=None, metadata={
+        "env": "RAG_DE_EMBEDDING_CACHE",
+        "help": "folder of cached chunk embeddings (one file per corpus revision and model); unset: "
+                "$RAG_DE_CACHE or ~/.cache/rag-de, then embeddings/"})
     max_new_tokens: int = field(default=160, metadata={
         "env": "RAG_DE_MAX_NEW_TOKENS", "help": "answer length limit in tokens (default of the slider)"})
     temperature: float = field(default=0.0, metadata={

@@ -57,6 +57,13 @@ class EvalConfig:
     max_needless_refusal: float = field(default=MAX_NEEDLESS_REFUSAL, metadata={
         "help": "thresholds tuned here (the BM25 rule's, --threshold validation) refuse at most this share of the "
         "validation split's answerable questions (evaluation/thresholds.py; 1.0 = no limit)"})
+    retrieval: bool = field(default=True, metadata={
+        "help": "also score the demo's retriever on the split (recall@1/3/5/10, MRR of BM25, and of dense and "
+        "hybrid with --dense-model; evaluation/retrieval_eval.py): no language model, ~1 s for BM25"})
+    dense_model: str | None = field(default=None, metadata={
+        "help": "dense encoder (Hub id or folder) for the dense and hybrid retrieval figures; unset: BM25 only"})
+    dense_prefixes: Literal["e5", "none"] = field(default="e5", metadata={
+        "help": "e5: \"query: \" / \"passage: \" before questions / chunks; none: plain text"})
     worst_examples: int = field(default=5, metadata={"help": "examples per failure kind in error_analysis.md"})
     hallucination_threshold: float = field(default=0.5, metadata={
         "help": "an answer whose faithfulness proxy is below this counts as hallucinated content"})

@@ -108,6 +108,11 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     rows = load_split(config.dataset, config.split, config.dataset_revision)
     if config.limit:
         rows = rows[: config.limit]
+    encoder = None
+    if config.retrieval and config.dense_model:   # a named encoder that does not load fails here, not late
+        from demo_space.dense import PREFIXES, DenseEncoder
+
+        encoder = DenseEncoder(config.dense_model, *PREFIXES[config.dense_prefixes])
     tokenizer = load_tokenizer_for(config)
     try:
         prompts = [render_prompt_text(tokenizer, r["question"], contexts_from_column(r["contexts"])) for r in rows]
@@ -201,7 +206,22 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         decided = by_mode[threshold.answer_mode]
 
     # 5. Score, aggregate, report.
-    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided, decisions, by_mode)
+    return write_reports(config, rows, cache, keys, stats, kinds, threshold, decided, decisions, by_mode, encoder)
+
+
+def retrieval_figures(config: EvalConfig, rows, encoder=None) -> dict[str, Any] | None:
+    """evaluation.retrieval_eval over the split's rows, or None with --retrieval false."""
+    if not config.retrieval:
+        return None
+    from evaluation.retrieval_eval import split_retrieval
+
+    figures = split_retrieval(rows, encoder)
+    if figures.get("dense_model"):
+        figures["dense_model"] = public_name(figures["dense_model"])
+    bm25 = figures["bm25"] or {}
+    print(f"[evaluate] retrieval over {figures['corpus_chunks']} chunks: BM25 recall@1 "
+          f"{bm25.get('recall@1')}, recall@5 {bm25.get('recall@5')}, MRR {bm25.get('mrr')}", flush=True)
+    return figures
 
 
 READING_KIND = {"lead": "decision", "evidence": "evidence"}                   # model reading -> its cache kind
@@ -283,7 +303,7 @@ def decided_generations(config: EvalConfig, prompts, rows, decisions, threshold,
 
 
 def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kinds, threshold=None,
-                  decided=None, shipped_decisions=None, by_mode=None) -> dict[str, Any]:
+                  decided=None, shipped_decisions=None, by_mode=None, encoder=None) -> dict[str, Any]:
     """results.json, predictions, plots and error analysis; `shipped_decisions`: the adapter's decisions in
     the threshold's mode, as the decided pipeline used them."""
     from evaluation.report import error_analysis, plot_metrics, plot_training_curves, side_by_side, write_predictions
@@ -356,6 +376,8 @@ def write_reports(config: EvalConfig, rows, cache: ResultCache, keys, stats, kin
                             **{k: v for k, v in mode_figures(preds, rows).items() if k in ("answer_quality", "score")}}
                      for mode, preds in (by_mode or {}).items()},
         },
+        # The demo's retriever on this split's contexts: recall@k / MRR of BM25, dense, hybrid (RRF).
+        "retrieval": retrieval_figures(config, rows, encoder),
         "cache": stats,
         "predictions_file": "predictions.jsonl",
         "plots": [],
