@@ -110,8 +110,15 @@ class ChunkIndex:
         return results
 
     def _dense_many(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
-        """Cosine top-k per query (embeddings are unit length: a dot product), ties to the lower position."""
-        sims = self.encoder.encode_queries(queries) @ self.embeddings.T
+        """Cosine top-k per query (embeddings are unit length: a dot product), ties to the lower position.
+
+        The product runs in torch, on the encoder's threads: numpy's BLAS threads spinning beside torch's
+        made a 10k-chunk query 3-8x slower on 2 cores (p95 110 ms instead of ~15 ms).
+        """
+        import torch
+
+        queries_emb = torch.from_numpy(self.encoder.encode_queries(queries))
+        sims = (queries_emb @ torch.from_numpy(self.embeddings).T).numpy()
         k = min(k, sims.shape[1])
         out = []
         for row in sims:
