@@ -170,6 +170,19 @@ ANSWER_MODE_LABELS = {"generated": "the adapter's own text after the forced lead
                       "the cited chunk's sentence sharing the most question words", "free": "free generation"}
 
 
+def _retrieval_table(results: dict) -> dict | None:
+    """The retrieval section of results.json (recall@k / MRR per retriever), None when it was not scored."""
+    figures = results.get("retrieval")
+    if not isinstance(figures, dict) or not figures.get("bm25"):
+        return None
+    names = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid (RRF)"}
+    keys = ("recall@1", "recall@3", "recall@5", "recall@10", "mrr")
+    rows = [{"name": label, "values": [_fmt(figures[mode].get(k), 3) for k in keys]}
+            for mode, label in names.items() if figures.get(mode)]
+    return {"rows": rows, "queries": figures["bm25"].get("queries"), "chunks": figures.get("corpus_chunks"),
+            "dense_model": f"`{figures['dense_model']}`" if figures.get("dense_model") else "a dense encoder (none here)"}
+
+
 def _own_answers(results: dict) -> dict | None:
     """What the adapter's own free generation measured against the targets, base beside it, as card text."""
     metrics = results.get("metrics") or {}
@@ -262,7 +275,7 @@ def render_model_card(run_dir: Path, hub_model_id: str | None = None, license: s
         snippet_quant_type=quant if quant in ("nf4", "fp4") else "nf4",
         snippet_double_quant=bool(qcfg.get("double_quant", True)),
         snippet_compute_dtype=qcfg.get("compute_dtype", "bfloat16"),
-        eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"), baselines=_baseline_table(results), decision=_decision_note(results, summary),
+        eval_rows=_eval_rows(results), eval_split=rconf.get("split", "test"), baselines=_baseline_table(results), retrieval=_retrieval_table(results), decision=_decision_note(results, summary),
         own=_own_answers(results), answer_modes=_answer_modes(results),
         eval_dataset_label=(f"`{eval_dataset}`" + (" (a local build, before publishing)" if eval_local else ""))
         if eval_dataset else "the local dataset",

@@ -346,6 +346,13 @@ def print_metrics(results: dict) -> None:
               + f"   shipped: {modes.get('shipped')} (chosen on validation)")
         for key in ("gold_span_recall", "token_f1", "faithfulness", "refusal_f1"):
             print(f"  {key:<32}" + "".join(f"{_fmt(f.get(key)):>12}" for f in modes["test"].values()))
+    retrieval = results.get("retrieval") or {}
+    ranked = {m: retrieval[m] for m in ("bm25", "dense", "hybrid") if retrieval.get(m)}
+    if ranked:
+        print(f"\n  {'retrieval (' + str(retrieval.get('corpus_chunks')) + ' chunks)':<32}"
+              + "".join(f"{m:>10}" for m in ranked))
+        for key in ("recall@1", "recall@3", "recall@5", "recall@10", "mrr"):
+            print(f"  {key:<32}" + "".join(f"{_fmt(f.get(key)):>10}" for f in ranked.values()))
     if decision:
         print(f"  adapter ({mode} reading) refusal AUC {_fmt(decision.get('refusal_auc'))}, constrained citation accuracy (2+ chunks) "
               f"{_fmt(decision.get('constrained_citation_accuracy_multi'))}, threshold {_fmt(decision.get('refusal_threshold'))}")

@@ -145,25 +145,35 @@ def test_bad_queries_are_answered_cleanly(tiny_encoder, tmp_path, dense):
     assert index.search("Statistik", 0) == []
 
 
-def test_evaluate_results_json_has_a_retrieval_section(tmp_path):
+def test_evaluate_results_json_has_a_retrieval_section(tmp_path, capsys):
     """`rag-de evaluate` on the tiny eval fixture (random Llama, 2 rows, 2 new tokens): BM25 figures on
-    the split's three chunks; --retrieval false leaves the section out."""
-    from test_eval_e2e import build_adapter, build_tiny_model, dataset_rows, write_split
+    the split's three chunks, in the model card and the quickstart summary; --retrieval false: none."""
+    from test_eval_e2e import build_adapter, build_tiny_model, dataset_rows, write_run_files, write_split
 
+    from model_cards.model_card import render_model_card
     from rag_de.cli import main as rag_de
+    from rag_de.quickstart import print_metrics
 
+    run = tmp_path / "run"
     base = build_tiny_model(tmp_path / "base")
-    adapter = build_adapter(base, tmp_path / "run" / "adapter")
+    adapter = build_adapter(base, run / "adapter")
+    write_run_files(run)
     write_split(tmp_path / "data", "test", dataset_rows())
     args = ["evaluate", "--base", str(base), "--adapter", str(adapter), "--dataset", str(tmp_path / "data"),
-            "--split", "test", "--out", str(tmp_path / "out"), "--batch-size", "4", "--max-new-tokens", "2",
+            "--split", "test", "--out", str(run / "eval"), "--batch-size", "4", "--max-new-tokens", "2",
             "--quantization", "none", "--compute-loss", "false", "--readings", "evidence",
             "--base-readings", "false", "--answer-modes", "extracted"]
     assert rag_de(args) == 0
-    retrieval = json.loads((tmp_path / "out" / "results.json").read_text())["retrieval"]
+    results = json.loads((run / "eval" / "results.json").read_text())
+    retrieval = results["retrieval"]
     # 6 rows, 4 answerable, corpus = 3 unique chunks; every answerable question names its module
     assert retrieval["corpus_chunks"] == 3 and retrieval["bm25"]["queries"] == 4
     assert retrieval["bm25"]["recall@1"] == 1.0 and retrieval["bm25"]["mrr"] == 1.0
     assert retrieval["dense"] is None and retrieval["hybrid"] is None
+    card = render_model_card(run)      # the card's body shows it; the model-index keeps the adapter's figures
+    assert "### Retrieval" in card and "| BM25 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |" in card
+    print_metrics(results)
+    assert "retrieval (3 chunks)" in capsys.readouterr().out
     assert rag_de(args + ["--retrieval", "false"]) == 0
-    assert json.loads((tmp_path / "out" / "results.json").read_text())["retrieval"] is None
+    assert json.loads((run / "eval" / "results.json").read_text())["retrieval"] is None
+    assert "### Retrieval" not in render_model_card(run)
