@@ -118,7 +118,8 @@ class DemoService:
             if self.decision is not None and self.decision.answer_mode != "free":
                 # the adapter's own probabilities decide first (settings.decide), then the shipped answer mode
                 # writes: the model after the forced lead, or the cited chunk's sentence (answering.answer)
-                number = self.generator.decide(question, chunks, self.decision, [h.score for h in hits])
+                # (the fused reading takes the chunks' BM25 scores, also under hybrid retrieval)
+                number = self.generator.decide(question, chunks, self.decision, [h.bm25 for h in hits])
                 if number is None:
                     answer = REFUSAL
                 else:

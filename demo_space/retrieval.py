@@ -32,6 +32,11 @@ class Hit:
     chunk: Chunk
     score: float
     method: str = "BM25"   # what the score is: BM25, cosine (dense) or RRF (hybrid)
+    bm25: float | None = None   # the chunk's BM25 score (the `fused` decision reads it); 0: not in BM25's top
+
+    def __post_init__(self):
+        if self.bm25 is None:
+            self.bm25 = self.score if self.method == "BM25" else 0.0
 
 
 def clean_query(query: str | None) -> str:
@@ -83,8 +88,11 @@ class ChunkIndex:
         """The k best chunks for `query`; empty for a query without words. `mode` defaults to `self.mode`."""
         mode = mode or self.mode
         scored = self.rank_many([query], k, mode)[0]
-        method = {"bm25": "BM25", "dense": "cos", "hybrid": "RRF"}[mode]
-        return [Hit(self.chunks[i], float(s), method) for i, s in scored]
+        if mode == "bm25":
+            return [Hit(self.chunks[i], float(s)) for i, s in scored]
+        lexical = dict(self._bm25.search(clean_query(query), FUSION_DEPTH)) if scored else {}
+        method = "cos" if mode == "dense" else "RRF"
+        return [Hit(self.chunks[i], float(s), method, float(lexical.get(i, 0.0))) for i, s in scored]
 
     def rank_many(self, queries: Sequence[str], k: int, mode: Mode | None = None) -> list[list[tuple[int, float]]]:
         """(position, score) of the k best chunks per query, batched (the evaluation ranks all at once)."""

@@ -93,6 +93,9 @@ def test_hybrid_search_fuses_bm25_and_dense(tiny_encoder, tmp_path):
     hits = index.search("Datenbanken ECTS", 4)
     assert hits[0].chunk.id == "db" or hits[1].chunk.id == "db"   # BM25 ranks it first; RRF keeps it on top 2
     assert {h.method for h in hits} == {"RRF"} and len(hits) == 4  # dense ranks every chunk
+    lexical = dict(index.rank_many(["Datenbanken ECTS"], 10, "bm25")[0])   # the fused decision reads these
+    assert [h.bm25 for h in hits] == [pytest.approx(lexical.get(CHUNKS.index(h.chunk), 0.0)) for h in hits]
+    assert max(h.bm25 for h in hits) > 0 and index.search("Datenbanken", 1, "bm25")[0].bm25 > 0
     bm25 = [i for i, _ in index.rank_many(["Datenbanken ECTS"], 10, "bm25")[0]]
     dense = [i for i, _ in index.rank_many(["Datenbanken ECTS"], 10, "dense")[0]]
     assert [i for i, _ in index.rank_many(["Datenbanken ECTS"], 4)[0]] == [i for i, _ in rrf_fuse([bm25, dense], limit=4)]
