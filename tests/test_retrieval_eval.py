@@ -180,3 +180,15 @@ def test_evaluate_results_json_has_a_retrieval_section(tmp_path, capsys):
     assert rag_de(args + ["--retrieval", "false"]) == 0
     assert json.loads((run / "eval" / "results.json").read_text())["retrieval"] is None
     assert "### Retrieval" not in render_model_card(run)
+
+
+def test_demo_says_which_retrieval_it_uses():
+    from demo_space.app import DemoService
+    from demo_space.settings import DemoConfig
+
+    encoder, note = load_encoder(DemoConfig(dataset="org/x").dense_model)   # the default: no encoder
+    service = DemoService(DemoConfig(dataset="org/x"), None, ChunkIndex(CHUNKS, encoder), retrieval_note=note)
+    assert "4 Abschnitten" in service._corpus_status()
+    assert "dense retrieval off: no encoder configured -> BM25 only" in service._corpus_status()
+    assert DemoConfig.from_env({"RAG_DE_DENSE_MODEL": "intfloat/multilingual-e5-small"}).dense_model \
+        == "intfloat/multilingual-e5-small"
