@@ -110,7 +110,7 @@ def build(inputs: BuildInputs, out_dir: str | Path, config: BuildConfig | None =
 def _generate(corpus: Corpus, sources: list[dict], config: BuildConfig, cache_dir: Path, out_dir: Path,
               progress: bool) -> tuple[list, dict]:
     """Questions for the chunks of the documents folders (also written to OUT/generated_questions.jsonl,
-    the QA file format, for reading them or reusing them with --corpus/--qa); returns them and the report."""
+    the QA file's fields plus answer_start, for reviewing them); returns them and the report."""
     import json
 
     from rag_de.atomic import atomic_open

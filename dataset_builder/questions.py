@@ -34,14 +34,15 @@ QUESTION_SYSTEM_PROMPT = (
 )
 _JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
 _EDGE = " \t\n\"'„“”«»‚‘’.,;:"
+_FORMAT_EXAMPLE = {"fragen": [{"frage": "…?", "antwort": "wörtlicher Auszug"}], "unbeantwortbar": ["…?"]}
+_PLACEHOLDERS = {"…?", "...?"}     # a small model copies the format example instead of writing questions
 
 
 def question_messages(chunk, answerable: int, unanswerable: int) -> list[dict[str, str]]:
     """The request for one chunk (the chunk rendered as in the training prompt, then the task)."""
-    example = {"fragen": [{"frage": "…?", "antwort": "wörtlicher Auszug"}], "unbeantwortbar": ["…?"]}
     task = (f"Schreibe {answerable} Frage(n) mit wörtlicher Antwort aus dem Abschnitt und {unanswerable} "
             f"Frage(n) zum selben Thema, die der Abschnitt nicht beantwortet. Format:\n"
-            + json.dumps(example, ensure_ascii=False))
+            + json.dumps(_FORMAT_EXAMPLE, ensure_ascii=False))
     return [{"role": "system", "content": QUESTION_SYSTEM_PROMPT},
             {"role": "user", "content": f"{render_chunk(1, chunk)}\n\n{task}"}]
 
@@ -77,6 +78,8 @@ def _copies(question: str, chunk_words: set[tuple[str, ...]], n: int) -> bool:
 def question_problem(question: str, chunk_words: set[tuple[str, ...]], config: QuestionsConfig) -> str | None:
     """The rule filter: the reason a question is rejected, or None."""
     words = question.split()
+    if question in _PLACEHOLDERS:
+        return "copied_format_example"
     if len(words) < config.min_question_words:
         return "question_too_short"
     if len(words) > config.max_question_words:
