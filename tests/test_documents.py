@@ -23,7 +23,7 @@ from dataset_builder.pipeline import BuildInputs, build
 from dataset_builder.questions import locate_span, parse_reply
 from dataset_builder.records import InputError, SkipLog
 from dataset_builder.schema import load_built
-from test_dataset_writers import Stub
+from test_dataset_writers import Stub, tiny_chat_model  # noqa: F401  (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -304,6 +304,31 @@ def test_generation_resumes_after_sigkill_without_repeating_cached_calls(tmp_pat
         gen = stats["questions"]["generator"]
         assert gen["cache_hits"] == len(done) and gen["http_calls"] == 12 - len(done)
         assert stats["questions"]["kept_answerable"] == 12
+
+
+def test_local_transformers_generator_counts_and_caches(tiny_chat_model, tmp_path):
+    """The local-model path: a tiny random model writes no usable JSON (counted), and a second run over
+    the same chunks generates nothing: every reply comes from the cache."""
+    from dataset_builder.build_config import TransformersWriterConfig
+    from dataset_builder.chunking import TokenCounter
+    from dataset_builder.examples import Corpus
+    from dataset_builder.questions import generate_questions, make_generator
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "mensa.html").write_text(HTML, encoding="utf-8")
+    config = BuildConfig(questions=QuestionsConfig(per_chunk=2, generator="transformers", max_tokens=8),
+                         transformers=TransformersWriterConfig(model=str(tiny_chat_model), device="cpu"))
+    docs, _ = read_documents(folder, "docs", config.documents, SkipLog(), set())
+    corpus = Corpus.build(docs, config.max_chunk_tokens, TokenCounter())
+    chunks = list(range(len(corpus.chunks)))
+    first_gen = make_generator(config, tmp_path / "cache")
+    kept, first = generate_questions(corpus, chunks, config, first_gen)
+    assert first_gen.generated == len(chunks) == 2 and not kept
+    assert first.rejected["invalid_json"] + first.replies == 2
+    again = make_generator(config, tmp_path / "cache")
+    generate_questions(corpus, chunks, config, again)
+    assert again.generated == 0 and again.cache_hits == 2
 
 
 @pytest.mark.slow
