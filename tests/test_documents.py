@@ -355,7 +355,7 @@ def test_real_server_round_trip_with_the_embedded_model(request, tmp_path):
         from dataset_builder.chunking import TokenCounter
         from dataset_builder.questions import generate_questions, make_generator
 
-        docs, _, _ = read_documents(folder, "docs", config.documents, SkipLog(), set())
+        docs, _ = read_documents(folder, "docs", config.documents, SkipLog(), set())
         corpus = Corpus.build(docs, config.max_chunk_tokens, TokenCounter())
         generator = make_generator(config, tmp_path / "cache")
         _, report = generate_questions(corpus, list(range(len(corpus.chunks))), config, generator)
