@@ -26,6 +26,7 @@ from dataset_builder.schema import load_built
 from dataset_builder.writers.base import WriteRequest
 from dataset_builder.writers.cache import cache_key
 from dataset_builder.writers.extractive import extractive_answer
+from dataset_builder.writers.openai_writer import PREFLIGHT
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "mini_corpus"
@@ -107,6 +108,9 @@ class Stub:
 
     def handle(self, http, body):
         messages = body["messages"]
+        if messages == PREFLIGHT:                 # the writer's health check: answered, counted apart
+            return self._send(http, 200, {"choices": [{"message": {"role": "assistant", "content": "OK"}}]},
+                              "preflight")
         # the writer's cache key: sha256 of (model, messages, params), so the test can match cache files
         key = cache_key(body["model"], messages, {k: body[k] for k in ("temperature", "max_tokens")})
         user = messages[-1]["content"]
@@ -232,6 +236,57 @@ def test_http_writer_resumes_after_sigkill_without_repeating_cached_calls(tmp_pa
         assert len(cached_keys(cache)) == stats["writer"]["requests"]
 
 
+class JunkServer:
+    """Answers every POST with 200 and an HTML page: a URL that is a web server, not an OpenAI endpoint."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                data = b"<html><body>Welcome</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_unreachable_or_junk_endpoint_stops_the_build_before_anything_is_written(tmp_path):
+    from helpers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    junk = JunkServer()
+    try:
+        for url, said in [(dead, "connection error"), (junk.url, "choices[0].message.content")]:
+            out = tmp_path / f"out-{said[:4]}"
+            cmd = [sys.executable, "-m", "rag_de", "build", "--corpus", str(FIXTURE / "catalog"),
+                   "--qa", str(FIXTURE / "qa.jsonl"), "--out", str(out), "--writer", "openai",
+                   "--openai.model", "m", "--openai.base_url", url, "--openai.max_retries", "1",
+                   "--openai.backoff_s", "0.05", "--cache_dir", str(tmp_path / "cache")]
+            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                                  env={**os.environ, "RAG_DE_NO_PROGRESS": "1"})
+            assert proc.returncode == 2, proc.stderr
+            line = proc.stderr.strip().splitlines()[-1]
+            assert line.startswith("rag-de build: error: the OpenAI-compatible endpoint " + url), line
+            assert said in line and "nothing was written" in line and "--writer extractive" in line
+            assert "Traceback" not in proc.stderr
+            assert not out.exists() or not any(out.iterdir())
+    finally:
+        junk.close()
+
+
 # --------------------------------------------------------------------------- local transformers model
 
 
@@ -276,3 +331,42 @@ def test_transformers_writer_falls_back_and_counts(tiny_chat_model, tmp_path):
     assert set(stats["writer"]["fallbacks"]) <= {"missing_gold_citation", "empty", "citation_out_of_range"}
     for name in reference["files"]:
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+
+
+# --------------------------------------------------------------------------- a real OpenAI-compatible server
+
+
+@pytest.mark.slow
+def test_real_server_writes_answers_with_the_embedded_model(request, tmp_path):
+    """`rag-de build --writer openai` against `transformers serve` running the embedded SmolLM2 on CPU: every
+    answerable row is one real HTTP completion; what passes the answer check is kept, the rest falls back
+    to the extractive sentence, both counted (the measured pass rate is printed)."""
+    server = request.getfixturevalue("real_openai_server")
+    qa = tmp_path / "qa.jsonl"
+    lines = (FIXTURE / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+    qa.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    cmd = [sys.executable, "-m", "rag_de", "build", "--corpus", str(FIXTURE / "catalog"), "--qa", str(qa),
+           "--out", str(out), "--seed", "3", "--writer", "openai", "--openai.model", server.model,
+           "--openai.base_url", server.base_url, "--openai.concurrency", "1", "--openai.max_tokens", "60",
+           "--openai.timeout_s", "300", "--cache_dir", str(cache)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "RAG_DE_NO_PROGRESS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    writer = stats["writer"]
+    print(f"\n[real server] writer stats: {json.dumps(writer, ensure_ascii=False)}")
+    answerable = stats["totals"]["answerable"]
+    assert writer["name"] == "openai" and writer["base_url"] == server.base_url
+    assert writer["requests"] == answerable > 0 and writer["http_calls"] >= answerable and writer["errors"] == 0
+    assert len(cached_keys(cache)) == answerable                 # every reply came from the server, cached
+    # the same build with the offline writer: rows the server's answers replaced differ from it, the
+    # fallbacks (counted by reason) equal it
+    extractive = tmp_path / "extractive"
+    build(BuildInputs(corpora=[(str(FIXTURE / "catalog"), str(qa))]), extractive, BuildConfig(seed=3),
+          progress=False)
+    plain = {r["id"]: r["answer"] for ds in load_built(extractive).values() for r in ds}
+    rows = [r for ds in load_built(out).values() for r in ds if r["answerable"]]
+    written = [r for r in rows if r["answer"] != plain[r["id"]]]
+    assert len(rows) == answerable and len(written) == answerable - writer["fallbacks_total"]
+    assert all(r["answer"].startswith("Laut Abschnitt [") for r in written)

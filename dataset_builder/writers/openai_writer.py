@@ -4,6 +4,11 @@
 are retried with exponential backoff (honouring Retry-After); every answer is cached on disk the moment
 it arrives, so an interrupted build resumes without repeating a call. A request that still fails is
 returned as None: the builder falls back to the extractive writer and counts it.
+
+Before the first request that is not served from the cache, one short health check (`PREFLIGHT`) asks
+the endpoint for a reply: an unreachable server, a wrong model name, a non-OpenAI reply or an auth error
+then stops the build with an `EndpointError` naming the endpoint and the fix, before any output exists,
+instead of a whole dataset of silent fallbacks. A build served entirely from the cache needs no server.
 """
 
 from __future__ import annotations
@@ -20,9 +25,16 @@ from dataset_builder.build_config import OpenAIWriterConfig
 from dataset_builder.writers.base import AnswerWriter, WriteRequest
 from dataset_builder.writers.cache import ResponseCache, cache_key
 from dataset_builder.writers.prompt import writer_messages
+from rag_de.errors import UserError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 60.0
+PREFLIGHT = [{"role": "user", "content": "Antworte nur mit: OK"}]
+PREFLIGHT_MAX_TOKENS = 4
+
+
+class EndpointError(UserError):
+    """The OpenAI-compatible endpoint cannot serve the build (found by the preflight request)."""
 
 
 class ChatEndpoint:
@@ -43,6 +55,7 @@ class ChatEndpoint:
         self._lock = threading.Lock()
         self.counts = {"requests": 0, "cache_hits": 0, "http_calls": 0, "retries": 0, "errors": 0}
         self.error_examples: list[str] = []
+        self.checked = False
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -63,22 +76,48 @@ class ChatEndpoint:
             else:
                 todo[key] = msgs
         if todo:
+            self.preflight()
             with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency)) as pool:
                 for key, content in zip(todo, pool.map(self._fetch, todo.items())):
                     answers[key] = content
         return [answers[k] for k in keys]
 
+    def preflight(self) -> None:
+        """One short request (with the usual retries, not cached, not counted): raises `EndpointError`
+        unless the endpoint answers it with a chat completion."""
+        if self.checked:
+            return
+        payload = {"model": self.config.model, "messages": PREFLIGHT, "temperature": 0.0,
+                   "max_tokens": PREFLIGHT_MAX_TOKENS}
+        content, problem, status = self._post(payload, count=False)
+        if content is None:
+            raise EndpointError(_endpoint_advice(self.config, problem, status))
+        self.checked = True
+
     def _fetch(self, item: tuple[str, list[dict]]) -> str | None:
         """One request with retries; the answer is cached before it is returned."""
-        import httpx
-
         key, messages = item
         payload = {"model": self.config.model, "messages": messages, **self.params}
-        problem = ""
+        content, problem, _ = self._post(payload)
+        if content is not None:
+            self.cache.put(key, content, self.config.model)
+            return content
+        self._count("errors")
+        with self._lock:
+            if len(self.error_examples) < 10:
+                self.error_examples.append(problem)
+        return None
+
+    def _post(self, payload: dict, count: bool = True) -> tuple[str | None, str, int | None]:
+        """POST /chat/completions with retries -> (reply text or None, the last problem, HTTP status)."""
+        import httpx
+
+        problem, status = "", None
         for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                self._count("retries")
-            self._count("http_calls")
+            if count:
+                if attempt:
+                    self._count("retries")
+                self._count("http_calls")
             delay = self.config.backoff_s * (2 ** attempt) * (1 + random.random() / 4)
             try:
                 response = self.client.post("/chat/completions", json=payload)
@@ -87,26 +126,22 @@ class ChatEndpoint:
             except httpx.TransportError as exc:
                 problem = f"connection error: {type(exc).__name__}"
             else:
-                if response.status_code == 200:
+                status = response.status_code
+                if status == 200:
                     content = _content(response)
                     if content is not None:
-                        self.cache.put(key, content, self.config.model)
-                        return content
+                        return content, "", status
                     problem = "response without choices[0].message.content"
                     break
-                problem = f"HTTP {response.status_code}"
-                if response.status_code not in RETRY_STATUS:
+                problem = f"HTTP {status}"
+                if status not in RETRY_STATUS:
                     break
                 retry_after = response.headers.get("retry-after", "")
                 if retry_after.replace(".", "", 1).isdigit():
                     delay = min(float(retry_after), MAX_RETRY_AFTER_S)
             if attempt < self.config.max_retries:
                 time.sleep(delay)
-        self._count("errors")
-        with self._lock:
-            if len(self.error_examples) < 10:
-                self.error_examples.append(problem)
-        return None
+        return None, problem, status
 
     def stats(self) -> dict:
         return {**self.counts, "error_examples": list(self.error_examples), "model": self.config.model,
@@ -132,6 +167,22 @@ class OpenAIWriter(AnswerWriter):
 
     def close(self) -> None:
         self.endpoint.close()
+
+
+def _endpoint_advice(config: OpenAIWriterConfig, problem: str, status: int | None) -> str:
+    where = f"the OpenAI-compatible endpoint {config.base_url} (model {config.model!r})"
+    if status in (401, 403):
+        fix = f"set the API key in the environment variable {config.api_key_env} (--openai.api_key_env names it)"
+    elif status == 404:
+        fix = ("check --openai.base_url (the server's root up to /v1) and --openai.model (a model the server "
+               "serves: GET /v1/models lists them)")
+    elif status == 200:
+        fix = "point --openai.base_url at an OpenAI-compatible /v1 root (vLLM, TGI, Ollama, `transformers serve`)"
+    else:
+        fix = ("start the server first (e.g. `vllm serve MODEL`, `ollama serve`, `transformers serve MODEL`) "
+               "or fix --openai.base_url")
+    return (f"{where} did not answer a test request ({problem or 'no reply'}); nothing was written. Fix: {fix}; "
+            "or build with the offline default `--writer extractive`")
 
 
 def _content(response) -> str | None:
