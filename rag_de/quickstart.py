@@ -204,6 +204,7 @@ class Pipeline:
             self.rag_de("build", "build", "--config", self.config.build_config, "--out", str(self.data_dir))
         stats = json.loads((self.data_dir / "stats.json").read_text())
         print(f"splits: { {k: v for k, v in stats.get('splits', {}).items()} }")
+        print(_writer_line(stats.get("writer", {})))
 
     def publish(self) -> None:
         banner("publish", f"dataset -> {self.env['HF_ENDPOINT']}/datasets/{self.dataset_repo}")
@@ -313,6 +314,16 @@ class Pipeline:
         finally:
             self.stop_hub()
         return 0
+
+
+def _writer_line(writer: dict) -> str:
+    """Which answer writer made the dataset's answers: the quickstart's default is the offline extractive one."""
+    name = writer.get("name", "?")
+    if name == "extractive":
+        return ("answers written by: extractive (the cited chunk's sentence, offline); for abstractive answers "
+                "build with `--writer openai --openai.base_url URL --openai.model M` (vLLM, TGI, Ollama)")
+    return (f"answers written by: {name} ({writer.get('model', '')}); "
+            f"{writer.get('fallbacks_total', 0)} of {writer.get('requests', 0)} fell back to the extractive sentence")
 
 
 def _sha256(path: Path) -> str:

@@ -63,6 +63,7 @@ def test_killed_quickstart_resumes_and_publishes_every_artifact(tmp_path):
     for stage in ("[hub]", "[build]", "[publish]", "[train]", "[evaluate]", "[card]", "[deploy]", "[done]"):
         assert stage in output, f"stage {stage} missing from the quickstart output"
     assert "reusing" in output and "resuming" in output
+    assert "answers written by: extractive" in output      # the quickstart says which writer made the answers
     assert "rag-de build" not in output, "the finished build stage ran again"
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["global_step"] == steps
