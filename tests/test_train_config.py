@@ -146,7 +146,9 @@ def test_export_autotrain_cli_and_local_dataset_error(tmp_path, capsys):
 
 
 def test_presets_are_valid_yaml_with_only_known_keys():
-    for preset in (CPU_PRESET, GPU_PRESET):
+    presets = sorted(CPU_PRESET.parent.glob("*.yaml"))
+    assert CPU_PRESET in presets and GPU_PRESET in presets
+    for preset in presets:
         config_lib.from_dict(TrainConfig, config_lib.read_yaml(preset), where=str(preset))
 
 
