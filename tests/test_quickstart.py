@@ -21,8 +21,10 @@ from helpers import REPO_ROOT, free_port, start_hub
 
 pytestmark = pytest.mark.slow
 
-# A short budget: batch 1, short rows, a handful of steps, a few test examples.
-SHORT_TRAIN = "--training.per_device_train_batch_size=1,--training.gradient_accumulation_steps=1"
+# A short budget: batch 1, short rows, a handful of steps, a few test examples; the answer modes measured on
+# 8 validation rows with 24 new tokens (all 38 rows at 64 tokens: ~4 min of the test's CI time).
+SHORT_TRAIN = ("--training.per_device_train_batch_size=1,--training.gradient_accumulation_steps=1,"
+               "--training.answer_mode_rows=8,--training.answer_max_new_tokens=24")
 
 
 def quickstart(workdir: Path, *extra: str, **popen) -> subprocess.Popen:
@@ -84,7 +86,12 @@ def test_killed_quickstart_resumes_and_publishes_every_artifact(tmp_path):
         assert "README.md" in data_files
 
         adapter_files = set(api.list_repo_files("org/smollm2-135m-rag-de-qlora"))
-        assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= adapter_files
+        assert {"adapter_config.json", "adapter_model.safetensors", "README.md",
+                "rag_de_decision.json"} <= adapter_files
+        decision_file = api.hf_hub_download("org/smollm2-135m-rag-de-qlora", "rag_de_decision.json")
+        decision = json.loads(Path(decision_file).read_text())
+        assert decision["answer_mode"] in decision["answer_modes"]   # the measured mode ships with the adapter
+        assert {m["rows"] for m in decision["answer_modes"].values()} == {8}
         card = ModelCard.load(api.hf_hub_download("org/smollm2-135m-rag-de-qlora", "README.md"))
         assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
         results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
