@@ -13,7 +13,7 @@ from rag_de.config import ConfigError
 from training_space import config as tconfig
 from training_space.autotrain import autotrain_config, export_autotrain
 from training_space.cli import _train_overrides
-from training_space.config import CPU_PRESET, GPU_PRESET, TrainConfig, validate
+from training_space.config import CPU_PRESET, GPU_PRESET, PRESETS, TrainConfig, validate
 from training_space.train import load_config
 
 
@@ -146,9 +146,8 @@ def test_export_autotrain_cli_and_local_dataset_error(tmp_path, capsys):
 
 
 def test_presets_are_valid_yaml_with_only_known_keys():
-    presets = sorted(CPU_PRESET.parent.glob("*.yaml"))
-    assert CPU_PRESET in presets and GPU_PRESET in presets
-    for preset in presets:
+    assert PRESETS["cpu-smollm2"] == CPU_PRESET and PRESETS["gpu-mistral7b-24gb"] == GPU_PRESET
+    for preset in PRESETS.values():
         config_lib.from_dict(TrainConfig, config_lib.read_yaml(preset), where=str(preset))
 
 

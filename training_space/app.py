@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag_de.base_model import EMBEDDED_MODEL_ID
-from training_space.config import CONFIG_DIR
+from training_space.config import PRESETS
 
-PRESETS = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
 JOBS_DIR = Path(os.environ.get("RAG_DE_JOBS_DIR", "jobs"))
 POLL_S = 2.0
 

@@ -9,7 +9,7 @@ import argparse
 
 from rag_de import config as config_lib
 from rag_de.base_model import EMBEDDED_MODEL_ID
-from training_space.config import CONFIG_DIR, CPU_PRESET, GPU_PRESET
+from training_space.config import CPU_PRESET, GPU_PRESET, PRESETS
 
 REPO_ROOT = CPU_PRESET.parents[2]
 CPU_PRESET_PATH = CPU_PRESET.relative_to(REPO_ROOT)
@@ -107,6 +107,6 @@ def register(commands, deploy) -> None:
     space.add_argument("--dataset", default=None, help="default dataset repo shown in the app")
     space.add_argument("--base-model", default=None, help="default base model shown in the app")
     space.add_argument("--hub-model-id", default=None, help="default adapter repo the jobs push to")
-    space.add_argument("--preset", default=None, choices=sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")),
+    space.add_argument("--preset", default=None, choices=list(PRESETS),
                        help="default preset in the app (default: GPU preset on GPU hardware, else CPU)")
     space.set_defaults(func=_deploy)

@@ -22,6 +22,8 @@ from rag_de.config import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CPU_PRESET = CONFIG_DIR / "cpu-smollm2.yaml"
 GPU_PRESET = CONFIG_DIR / "gpu-mistral7b-24gb.yaml"
+# Every shipped preset by name (the file stem): the training Space's dropdown and `--preset` choices.
+PRESETS = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
 
 
 @dataclass
