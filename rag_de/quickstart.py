@@ -323,7 +323,7 @@ def _writer_line(writer: dict) -> str:
         return ("answers written by: extractive (the cited chunk's sentence, offline); for abstractive answers "
                 "build with `--writer openai --openai.base_url URL --openai.model M` (vLLM, TGI, Ollama)")
     return (f"answers written by: {name} ({writer.get('model', '')}); "
-            f"{writer.get('fallbacks_total', 0)} of {writer.get('requests', 0)} fell back to the extractive sentence")
+            f"{writer.get('fallbacks_total', 0)} fell back to the extracted sentence")
 
 
 def _sha256(path: Path) -> str:

@@ -69,3 +69,13 @@ def test_every_subcommand_reports_bad_input_in_one_format(argv, command, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith(f"rag-de {command}: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+def test_quickstart_says_which_writer_made_the_answers():
+    """The build stage's writer line, from stats.json's `writer` section of each writer kind."""
+    from rag_de.quickstart import _writer_line
+
+    assert _writer_line({"name": "extractive", "fallbacks_total": 0}).startswith("answers written by: extractive")
+    assert "--writer openai" in _writer_line({"name": "extractive"})
+    line = _writer_line({"name": "transformers", "model": "org/m", "fallbacks_total": 3, "generated": 10})
+    assert line == "answers written by: transformers (org/m); 3 fell back to the extracted sentence"
